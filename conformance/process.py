@@ -1,0 +1,206 @@
+"""Starting, stopping and killing a server under test, by PID, with deadlines.
+
+Used by ``conformance run --server-cmd``, the matrix, the benchmarks and the
+project's own tests. A command template names ``{port}`` (and optionally
+``{host}``); the free port is picked here, and the server counts as up once it
+accepts a TCP connection. No sleeps as synchronisation: every wait polls a
+condition against a deadline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+
+LOOPBACK = "127.0.0.1"
+
+
+class ServerStartError(RuntimeError):
+    """The server did not come up; the message says why (and its stderr)."""
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """A TCP port that was free a moment ago on ``host``."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def accepts_connections(host: str, port: int, timeout: float = 0.2) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def wait_until(condition: object, timeout: float, interval: float = 0.01) -> bool:
+    """Poll ``condition()`` until it is true or ``timeout`` seconds pass."""
+    assert callable(condition)
+    deadline = time.monotonic() + timeout
+    while True:
+        if condition():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
+def render(template: str | Sequence[str], **values: object) -> list[str]:
+    """argv from a template: a shell-like string is split first, then each
+    word's ``{placeholders}`` are filled (so values never need quoting)."""
+    words = shlex.split(template) if isinstance(template, str) else list(template)
+    return [word.format_map(_Placeholders(values)) for word in words]
+
+
+class _Placeholders(dict[str, object]):
+    def __missing__(self, key: str) -> str:
+        raise KeyError(f"unknown placeholder {{{key}}} in command template")
+
+
+class ServerProcess:
+    """One server under test, started from a command template."""
+
+    def __init__(
+        self,
+        template: str | Sequence[str],
+        *,
+        host: str = LOOPBACK,
+        port: int | None = None,
+        env: Mapping[str, str] | None = None,
+        cwd: str | Path | None = None,
+        ready_timeout: float = 10.0,
+    ) -> None:
+        self.template = template
+        self.host = host
+        self.port = port if port is not None else free_port(host)
+        self.env = dict(os.environ if env is None else env)
+        self.cwd = cwd
+        self.ready_timeout = ready_timeout
+        self.process: subprocess.Popen[bytes] | None = None
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as self
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return (self.host, self.port)
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.process is None else self.process.pid
+
+    def argv(self) -> list[str]:
+        return render(self.template, host=self.host, port=self.port)
+
+    def start(self) -> ServerProcess:
+        if self.running:
+            raise RuntimeError("server already running")
+        argv = self.argv()
+        try:
+            self.process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=self._stderr,
+                env=self.env,
+                cwd=self.cwd,
+                start_new_session=True,  # our signals reach it, the terminal's do not
+            )
+        except OSError as exc:
+            raise ServerStartError(f"cannot start {shlex.join(argv)}: {exc}") from None
+        process = self.process
+        up = wait_until(
+            lambda: process.poll() is not None or accepts_connections(self.host, self.port),
+            self.ready_timeout,
+        )
+        if process.poll() is not None:
+            raise ServerStartError(
+                f"server exited with status {process.returncode} before accepting connections"
+                f" ({shlex.join(argv)}){self._stderr_tail()}"
+            )
+        if not up:
+            self.kill()
+            raise ServerStartError(
+                f"server did not accept connections on {self.host}:{self.port} within "
+                f"{self.ready_timeout:g}s ({shlex.join(argv)}){self._stderr_tail()}"
+            )
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, timeout: float = 5.0) -> int | None:
+        """SIGTERM, then SIGKILL after ``timeout``; returns the exit status."""
+        return self._signal(signal.SIGTERM, timeout)
+
+    def kill(self) -> int | None:
+        """SIGKILL: the crash the durability requirements speak of (ABP-DUR-2)."""
+        return self._signal(signal.SIGKILL, 5.0)
+
+    def restart(self) -> ServerProcess:
+        self.stop()
+        return self.start()
+
+    def _signal(self, signum: int, timeout: float) -> int | None:
+        process = self.process
+        if process is None:
+            return None
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signum)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.pid, signal.SIGKILL)
+                process.wait(5.0)
+        # the server's own children, if it was a shell or a wrapper
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        return process.returncode
+
+    def stderr_text(self) -> str:
+        self._stderr.seek(0)
+        return self._stderr.read().decode("utf-8", "replace")
+
+    def _stderr_tail(self) -> str:
+        text = self.stderr_text().strip()
+        return f"\n--- server stderr ---\n{text[-2000:]}" if text else ""
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+        self._stderr.close()
+
+
+def reference_server_command(*options: str) -> list[str]:
+    """argv template of the embedded reference server, ``{port}`` and ``{host}``
+    included; ``options`` are more flags (e.g. ``--db``, PATH)."""
+    return [
+        sys.executable,
+        "-m",
+        "reference_server",
+        "--host",
+        "{host}",
+        "--port",
+        "{port}",
+        *options,
+    ]

@@ -1,0 +1,95 @@
+"""ABP/1, defined once: message schemas, events, and sans-I/O connections.
+
+Everything else in the project (server, client, conformance suite) imports
+this package and nothing else parses the wire.
+"""
+
+from protocol._codec import (
+    decode_counter_reply,
+    decode_request,
+    decode_response,
+    encode_request,
+    encode_response,
+)
+from protocol._connection import (
+    DEFAULT_QUIET_PERIOD,
+    ClientConnection,
+    ClientEvent,
+    ServerConnection,
+    ServerEvent,
+    check_request,
+)
+from protocol._errors import ABPError, LocalProtocolError, RemoteProtocolError
+from protocol._events import (
+    INVALID_UTF8,
+    MALFORMED_REQUEST,
+    NO_ENTRY_FOR,
+    REQUEST_TOO_LONG,
+    SERVER_BUSY,
+    UNRECOGNISED_COMMAND,
+    Add,
+    ConnectionClosed,
+    CounterReply,
+    CounterRequest,
+    Error,
+    Find,
+    InvalidRequest,
+    LegacyReply,
+    Ok,
+    Remove,
+    Request,
+    Response,
+    no_entry,
+    unrecognised,
+)
+from protocol._schema import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    ENTRY_FORBIDDEN,
+    MAX_REQUEST_LINE,
+    MAX_RESPONSE_LINE,
+    NAME_FORBIDDEN,
+)
+
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
+    "DEFAULT_QUIET_PERIOD",
+    "ENTRY_FORBIDDEN",
+    "INVALID_UTF8",
+    "MALFORMED_REQUEST",
+    "MAX_REQUEST_LINE",
+    "MAX_RESPONSE_LINE",
+    "NAME_FORBIDDEN",
+    "NO_ENTRY_FOR",
+    "REQUEST_TOO_LONG",
+    "SERVER_BUSY",
+    "UNRECOGNISED_COMMAND",
+    "ABPError",
+    "Add",
+    "ClientConnection",
+    "ClientEvent",
+    "ConnectionClosed",
+    "CounterReply",
+    "CounterRequest",
+    "Error",
+    "Find",
+    "InvalidRequest",
+    "LegacyReply",
+    "LocalProtocolError",
+    "Ok",
+    "RemoteProtocolError",
+    "Remove",
+    "Request",
+    "Response",
+    "ServerConnection",
+    "ServerEvent",
+    "check_request",
+    "decode_counter_reply",
+    "decode_request",
+    "decode_response",
+    "encode_request",
+    "encode_response",
+    "no_entry",
+    "unrecognised",
+]

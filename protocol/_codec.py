@@ -1,0 +1,119 @@
+"""Line <-> message conversion through the schemas: the only place that does it.
+
+``decode_*`` take one line (no terminator) and return a message or raise
+``RemoteProtocolError``; ``encode_*`` take a message and return the line's
+bytes *with* its LF.
+"""
+
+from __future__ import annotations
+
+from construct import ConstructError
+
+from protocol import _schema as schema
+from protocol._errors import LocalProtocolError, RemoteProtocolError
+from protocol._events import (
+    INVALID_UTF8,
+    MALFORMED_REQUEST,
+    Add,
+    CounterReply,
+    Error,
+    Find,
+    LegacyReply,
+    Ok,
+    Remove,
+    Request,
+    Response,
+    unrecognised,
+)
+
+_request_parser = schema.Request.compile()
+
+
+def _malformed(why: str, requirement: str, raw: bytes) -> RemoteProtocolError:
+    return RemoteProtocolError(f"{why}: {raw[:80]!r}", requirement, Error(MALFORMED_REQUEST))
+
+
+def decode_request(line: bytes) -> Request:
+    """Parse one request line, or raise with the error answer attached."""
+    if b"\x00" in line:  # ABP-FRAME-13
+        raise _malformed("NUL in request", "ABP-FRAME-13", line)
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:  # ABP-FRAME-12
+        raise RemoteProtocolError(
+            f"request is not UTF-8: {line[:80]!r}", "ABP-FRAME-12", Error(INVALID_UTF8)
+        ) from None
+    try:
+        parsed = _request_parser.parse(line)
+    except ConstructError:  # no ":" at all
+        raise _malformed("no ':' in request", "ABP-REQ-9", line) from None
+    command, argument = parsed.command, parsed.argument
+    if command not in schema.COMMANDS:  # ABP-REQ-8, ABP-REQ-11
+        raise RemoteProtocolError(
+            f"unknown command {command!r}", "ABP-REQ-11", unrecognised(command)
+        )
+    if not argument.name:  # ABP-REQ-10
+        raise _malformed("empty name", "ABP-REQ-10", line)
+    if command == "add":
+        return Add(argument.name, argument.entry)
+    if command == "rem":
+        return Remove(argument.name)
+    return Find(argument.name)
+
+
+def encode_request(request: Request) -> bytes:
+    if isinstance(request, Add):
+        fields = {"command": "add", "argument": {"name": request.name, "entry": request.entry}}
+    elif isinstance(request, Remove):
+        fields = {"command": "rem", "argument": {"name": request.name}}
+    elif isinstance(request, Find):
+        fields = {"command": "fnd", "argument": {"name": request.name}}
+    else:
+        raise LocalProtocolError(f"not a request: {request!r}", "ABP-FRAME-2")
+    return bytes(schema.Line.build(schema.Request.build(fields)))
+
+
+def encode_response(response: Response) -> bytes:
+    if isinstance(response, Ok):
+        status = b"OK" if response.text is None else b"OK: "
+        body = schema.Response.build({"status": status, "text": response.text})
+    elif isinstance(response, Error):
+        body = schema.Response.build({"status": b"ERROR:", "text": response.text})
+    elif isinstance(response, CounterReply):
+        body = schema.CounterReply.build({"number": response.number})
+    else:
+        raise LocalProtocolError(f"not a server response: {response!r}", "ABP-FRAME-1")
+    return bytes(schema.Line.build(body))
+
+
+def decode_response(line: bytes, *, legacy: bool = False) -> Ok | Error | LegacyReply:
+    """Parse one response line. In legacy mode free text becomes ``LegacyReply``."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        if not legacy:
+            raise RemoteProtocolError(
+                f"response is not UTF-8: {line[:80]!r}", "ABP-FRAME-1"
+            ) from None
+        text = line.decode("utf-8", "replace")
+    try:
+        parsed = schema.Response.parse(line)
+    except ConstructError:
+        if legacy:
+            return LegacyReply(text)
+        raise RemoteProtocolError(
+            f"response is neither 'OK' nor 'ERROR: ...': {line[:80]!r}", "ABP-RESP-1"
+        ) from None
+    try:
+        if parsed.status == b"ERROR:":
+            return Error(parsed.text)
+        return Ok(parsed.text)
+    except LocalProtocolError as exc:  # a NUL inside the line
+        raise RemoteProtocolError(exc.message, "ABP-FRAME-1") from None
+
+
+def decode_counter_reply(line: bytes) -> CounterReply:
+    try:
+        return CounterReply(schema.CounterReply.parse(line).number)
+    except (ConstructError, ValueError, LocalProtocolError):
+        raise RemoteProtocolError(f"not a counter answer: {line[:80]!r}", "ABP-COUNTER-1") from None

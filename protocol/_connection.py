@@ -1,0 +1,242 @@
+"""Sans-I/O connections: bytes in, events out; events in, bytes out.
+
+The I/O shell feeds ``receive_data(data, now)`` with what it read (b"" for end
+of stream), calls ``expire(now)`` once ``deadline()`` has passed, and writes
+what ``send`` returns. Nothing here touches a socket or reads a clock.
+
+Who is at fault decides the error type: a bad *request* from the peer becomes
+an ``InvalidRequest`` event (its answer attached) so that pipelined answers
+keep their order; a bad *response* raises ``RemoteProtocolError``; a misuse by
+the caller raises ``LocalProtocolError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TypeAlias
+
+from protocol import _codec
+from protocol._errors import LocalProtocolError, RemoteProtocolError
+from protocol._events import (
+    INVALID_UTF8,
+    REQUEST_TOO_LONG,
+    SERVER_BUSY,
+    ConnectionClosed,
+    CounterReply,
+    CounterRequest,
+    Error,
+    InvalidRequest,
+    LegacyReply,
+    Ok,
+    Request,
+    Response,
+)
+from protocol._framing import Frame, LineFrame, LineReader
+from protocol._schema import ENTRY_FORBIDDEN, MAX_REQUEST_LINE, MAX_RESPONSE_LINE, NAME_FORBIDDEN
+
+#: ABP-FRAME-6: the default quiet period, in seconds.
+DEFAULT_QUIET_PERIOD = 0.1
+
+ServerEvent: TypeAlias = Request | CounterRequest | InvalidRequest | ConnectionClosed
+ClientEvent: TypeAlias = Ok | Error | LegacyReply | CounterReply | ConnectionClosed
+
+
+def _too_long(size: int) -> InvalidRequest:
+    error = RemoteProtocolError(
+        f"request line of {size}+ bytes exceeds {MAX_REQUEST_LINE}",
+        "ABP-FRAME-10",
+        Error(REQUEST_TOO_LONG),
+    )
+    return InvalidRequest(error, b"")
+
+
+class ServerConnection:
+    """The server side of one ABP/1 (or counter service) connection.
+
+    ``counter=True`` turns every line into a ``CounterRequest`` (section 7).
+    """
+
+    def __init__(
+        self,
+        *,
+        counter: bool = False,
+        quiet_period: float | None = DEFAULT_QUIET_PERIOD,
+        max_line: int = MAX_REQUEST_LINE,
+    ) -> None:
+        self.counter = counter
+        self._reader = LineReader(max_line, quiet_period)
+        self._unanswered = 0
+        self._closed_by_peer = False
+
+    # -- input
+    def receive_data(self, data: bytes, now: float = 0.0) -> list[ServerEvent]:
+        """Feed bytes read from the socket; b"" means the peer half-closed."""
+        if self._closed_by_peer:
+            if data:
+                raise LocalProtocolError("data fed after end of stream", "ABP-FRAME-5")
+            return []
+        if not data:
+            self._closed_by_peer = True
+            events = self._events(self._reader.feed_eof())
+            events.append(ConnectionClosed())
+            return events
+        return self._events(self._reader.feed(data, now))
+
+    def deadline(self) -> float | None:
+        """The time at which ``expire`` has a legacy request to hand out."""
+        return self._reader.deadline()
+
+    def expire(self, now: float) -> list[ServerEvent]:
+        return self._events(self._reader.expire(now))
+
+    def _events(self, frames: Sequence[Frame]) -> list[ServerEvent]:
+        events: list[ServerEvent] = []
+        for frame in frames:
+            self._unanswered += 1
+            if not isinstance(frame, LineFrame):
+                events.append(_too_long(frame.size))
+            elif self.counter:
+                events.append(CounterRequest(frame.data))
+            else:
+                try:
+                    events.append(_codec.decode_request(frame.data))
+                except RemoteProtocolError as exc:
+                    events.append(InvalidRequest(exc, frame.data))
+        return events
+
+    # -- output
+    @property
+    def unanswered(self) -> int:
+        """Requests handed out as events and not yet answered."""
+        return self._unanswered
+
+    def send(self, response: Response) -> bytes:
+        """Bytes for one answer. Answers go out in request order (ABP-CONN-2)."""
+        if isinstance(response, Error) and response.text == SERVER_BUSY:
+            return _codec.encode_response(response)  # ABP-CONN-8: may precede any request
+        if self._unanswered <= 0:
+            raise LocalProtocolError("an answer with no request to answer", "ABP-FRAME-1")
+        if self.counter != isinstance(response, CounterReply) and not isinstance(response, Error):
+            raise LocalProtocolError(
+                f"{response!r} is not an answer of this service", "ABP-FRAME-1"
+            )
+        data = _codec.encode_response(response)
+        self._unanswered -= 1
+        return data
+
+    @property
+    def peer_closed(self) -> bool:
+        return self._closed_by_peer
+
+
+class ClientConnection:
+    """The client side: requests out, answers in (ABP-FRAME-7, ABP-FRAME-8).
+
+    ``legacy=True`` talks to tutorial-era servers: requests carry no
+    terminator, and an answer ends at LF, at end of stream or after
+    ``quiet_period`` seconds of silence; free-text answers become
+    ``LegacyReply``. ``counter=True`` expects the counter service's answers.
+    """
+
+    def __init__(
+        self,
+        *,
+        legacy: bool = False,
+        counter: bool = False,
+        quiet_period: float | None = None,
+        max_line: int = MAX_RESPONSE_LINE,
+    ) -> None:
+        self.legacy = legacy
+        self.counter = counter
+        if legacy and quiet_period is None:
+            quiet_period = DEFAULT_QUIET_PERIOD
+        self._reader = LineReader(max_line, quiet_period if legacy else None)
+        self._outstanding = 0
+        self._closed_by_peer = False
+
+    @property
+    def outstanding(self) -> int:
+        """Requests sent and not yet answered."""
+        return self._outstanding
+
+    def send(self, request: Request | bytes) -> bytes:
+        """Bytes for one request; ``bytes`` is a counter-service line."""
+        if self._closed_by_peer:
+            raise LocalProtocolError("the server closed the connection", "ABP-CONN-9")
+        if isinstance(request, bytes):
+            if not self.counter:
+                raise LocalProtocolError("raw lines are for the counter service", "ABP-FRAME-2")
+            if b"\n" in request:
+                raise LocalProtocolError("a line cannot hold LF", "ABP-FRAME-2")
+            data = request + (b"" if self.legacy else b"\n")
+        else:
+            check_request(request)
+            data = _codec.encode_request(request)
+            if self.legacy:
+                data = data[:-1]  # the tutorial's client sends no terminator
+        self._outstanding += 1
+        return data
+
+    def receive_data(self, data: bytes, now: float = 0.0) -> list[ClientEvent]:
+        """Feed bytes read from the socket; b"" means the server closed."""
+        if self._closed_by_peer:
+            if data:
+                raise LocalProtocolError("data fed after end of stream", "ABP-FRAME-7")
+            return []
+        if not data:
+            self._closed_by_peer = True
+            # ABP-FRAME-8: the end of the stream ends an unterminated answer.
+            events = self._events(self._reader.feed_eof())
+            events.append(ConnectionClosed())
+            return events
+        return self._events(self._reader.feed(data, now))
+
+    def deadline(self) -> float | None:
+        return self._reader.deadline()
+
+    def expire(self, now: float) -> list[ClientEvent]:
+        return self._events(self._reader.expire(now))
+
+    def _events(self, frames: Sequence[Frame]) -> list[ClientEvent]:
+        events: list[ClientEvent] = []
+        for frame in frames:
+            if not isinstance(frame, LineFrame):
+                raise RemoteProtocolError(f"response line of {frame.size}+ bytes", "ABP-FRAME-14")
+            event: ClientEvent
+            if self.counter:
+                event = _codec.decode_counter_reply(frame.data)
+            else:
+                event = _codec.decode_response(frame.data, legacy=self.legacy)
+            if self._outstanding == 0:
+                if isinstance(event, Error) and event.text == SERVER_BUSY:
+                    events.append(event)  # ABP-CONN-8: a refusal before any request
+                    continue
+                raise RemoteProtocolError(
+                    f"an answer to no request: {frame.data[:80]!r}", "ABP-FRAME-1"
+                )
+            self._outstanding -= 1
+            events.append(event)
+        return events
+
+
+def check_request(request: Request) -> None:
+    """ABP-REQ-13: what a client must refuse to send, over what the wire can carry."""
+    name = request.name
+    if not name or NAME_FORBIDDEN.intersection(name):
+        raise LocalProtocolError(
+            f"a name must be non-empty and hold no ',', CR, LF or NUL: {name!r}", "ABP-REQ-13"
+        )
+    entry = getattr(request, "entry", "")
+    if ENTRY_FORBIDDEN.intersection(entry):
+        raise LocalProtocolError(f"an entry cannot hold CR, LF or NUL: {entry!r}", "ABP-REQ-13")
+
+
+__all__ = [
+    "DEFAULT_QUIET_PERIOD",
+    "INVALID_UTF8",
+    "ClientConnection",
+    "ClientEvent",
+    "ServerConnection",
+    "ServerEvent",
+    "check_request",
+]
