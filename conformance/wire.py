@@ -1,0 +1,310 @@
+"""The suite's side of the wire: blocking connections that keep a transcript.
+
+Every byte the suite sends or receives goes through a ``Wire`` so that a
+failure can show the conversation that led to it. Decoding is the protocol
+package's (``ClientConnection``); nothing here parses ABP text by hand.
+``Wire`` never blocks past its timeout: a silent server is a ``WireTimeout``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+
+from protocol import (
+    ABPError,
+    ClientConnection,
+    ClientEvent,
+    ConnectionClosed,
+    CounterReply,
+    Error,
+    LegacyReply,
+    Ok,
+    Request,
+)
+from protocol.escape import escape
+
+Answer = Ok | Error | LegacyReply | CounterReply
+
+
+class WireError(Exception):
+    """The conversation could not go on; the transcript says how far it got."""
+
+
+class WireTimeout(WireError):
+    """Nothing (or not enough) arrived before the deadline."""
+
+
+class WireClosed(WireError):
+    """The server closed the connection before the expected answer."""
+
+
+class WireProtocolError(WireError):
+    """The server sent bytes that are not a valid ABP/1 answer."""
+
+    def __init__(self, message: str, requirement: str) -> None:
+        super().__init__(message)
+        self.requirement = requirement
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    at: float  # seconds since the transcript started
+    channel: str  # which connection, e.g. "c1"
+    direction: str  # ">>" sent, "<<" received, "--" an event (connect, close, note)
+    data: bytes = b""
+    note: str = ""
+
+    def render(self) -> str:
+        head = f"+{self.at:8.4f}s {self.channel:>4} {self.direction}"
+        if self.direction == "--":
+            return f"{head} {self.note}"
+        return f'{head} "{escape(self.data)}"' + (f"  ({self.note})" if self.note else "")
+
+
+@dataclass
+class Transcript:
+    """What happened on the wire, across all connections of one test."""
+
+    records: list[Record] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+    limit: int = 400  # records kept; a flood test must not make a 1 GB report
+    dropped: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, channel: str, direction: str, data: bytes = b"", note: str = "") -> None:
+        with self._lock:
+            if len(self.records) >= self.limit:
+                self.dropped += 1
+                return
+            shown = data if len(data) <= 512 else data[:512]
+            if len(data) > 512:
+                note = (note + "; " if note else "") + f"{len(data)} bytes, first 512 shown"
+            self.records.append(
+                Record(time.monotonic() - self.started, channel, direction, shown, note)
+            )
+
+    def note(self, channel: str, text: str) -> None:
+        self.add(channel, "--", note=text)
+
+    def render(self) -> str:
+        lines = [record.render() for record in self.records]
+        if self.dropped:
+            lines.append(f"... {self.dropped} more records not kept")
+        return "\n".join(lines)
+
+    def as_json(self) -> list[dict[str, object]]:
+        return [
+            {
+                "t": round(r.at, 6),
+                "conn": r.channel,
+                "dir": r.direction,
+                "data": escape(r.data),
+                "note": r.note,
+            }
+            for r in self.records
+        ]
+
+
+class Wire:
+    """One TCP connection to the server under test."""
+
+    _counter = 0
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        timeout: float = 5.0,
+        transcript: Transcript | None = None,
+        legacy: bool = False,
+        counter: bool = False,
+        quiet_period: float = 0.3,
+        name: str | None = None,
+    ) -> None:
+        Wire._counter += 1
+        self.name = name or f"c{Wire._counter}"
+        self.host, self.port = host, port
+        self.timeout = timeout
+        self.transcript = transcript if transcript is not None else Transcript()
+        self.legacy = legacy
+        self.connection = ClientConnection(
+            legacy=legacy, counter=counter, quiet_period=quiet_period
+        )
+        self._pending: list[ClientEvent] = []
+        self.closed_by_peer = False
+        self.sock: socket.socket | None = None
+
+    # -- connection
+    def connect(self) -> Wire:
+        try:
+            self.sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        except OSError as exc:
+            self.transcript.note(self.name, f"connect to {self.host}:{self.port} failed: {exc}")
+            raise WireError(f"cannot connect to {self.host}:{self.port}: {exc}") from None
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.transcript.note(self.name, f"connected to {self.host}:{self.port}")
+        return self
+
+    def __enter__(self) -> Wire:
+        return self.connect() if self.sock is None else self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.sock is not None:
+            with contextlib.suppress(OSError):
+                self.sock.close()
+            self.sock = None
+            self.transcript.note(self.name, "closed")
+
+    def reset(self) -> None:
+        """Close with RST (SO_LINGER 0): an abrupt client (ABP-CONN-6)."""
+        if self.sock is not None:
+            with contextlib.suppress(OSError):
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.sock.close()
+            self.sock = None
+            self.transcript.note(self.name, "reset (RST)")
+
+    def shutdown_write(self) -> None:
+        """Half-close: the legacy end-of-request signal (ABP-FRAME-5)."""
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_WR)
+        self.transcript.note(self.name, "half-closed (FIN sent)")
+
+    @property
+    def _sock(self) -> socket.socket:
+        if self.sock is None:
+            raise WireError("not connected")
+        return self.sock
+
+    # -- sending
+    def send(self, data: bytes, note: str = "") -> None:
+        """Raw bytes, exactly as given."""
+        self.transcript.add(self.name, ">>", data, note)
+        try:
+            self._sock.sendall(data)
+        except OSError as exc:
+            self.transcript.note(self.name, f"send failed: {exc}")
+            raise WireClosed(f"send failed: {exc}") from None
+
+    def send_request(self, request: Request) -> None:
+        self.send(self.connection.send(request), repr(request))
+
+    def send_counter_line(self, line: bytes) -> None:
+        self.send(self.connection.send(line))
+
+    # -- receiving
+    def recv_chunk(self, timeout: float | None = None) -> bytes:
+        """One read: b"" at end of stream; WireTimeout if nothing arrives."""
+        sock = self._sock
+        sock.settimeout(self.timeout if timeout is None else timeout)
+        try:
+            data = sock.recv(65536)
+        except TimeoutError:
+            raise WireTimeout("no data before the deadline") from None
+        except OSError as exc:
+            self.transcript.note(self.name, f"receive failed: {exc}")
+            raise WireClosed(f"connection broken: {exc}") from None
+        if data:
+            self.transcript.add(self.name, "<<", data)
+        else:
+            self.transcript.note(self.name, "end of stream from server")
+        return data
+
+    def read_answer(self, timeout: float | None = None) -> Answer:
+        """The next answer, decoded; raises WireTimeout / WireClosed / WireProtocolError."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while True:
+            while self._pending:
+                event = self._pending.pop(0)
+                if isinstance(event, ConnectionClosed):
+                    self.closed_by_peer = True
+                    raise WireClosed("the server closed the connection before answering")
+                return event
+            if self.closed_by_peer:
+                raise WireClosed("the server closed the connection before answering")
+            now = time.monotonic()
+            if now >= deadline:
+                raise WireTimeout("no complete answer before the deadline")
+            wait = deadline - now
+            conn_deadline = self.connection.deadline()
+            if conn_deadline is not None:  # legacy: the quiet period ends an answer
+                wait = max(0.0, min(wait, conn_deadline - now))
+            try:
+                data = self.recv_chunk(wait)
+            except WireTimeout:
+                self._feed_expire()
+                continue
+            self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
+        try:
+            self._pending.extend(self.connection.receive_data(data, time.monotonic()))
+        except ABPError as exc:
+            self.transcript.note(self.name, f"invalid answer: {exc}")
+            raise WireProtocolError(exc.message, exc.requirement) from None
+
+    def _feed_expire(self) -> None:
+        try:
+            self._pending.extend(self.connection.expire(time.monotonic()))
+        except ABPError as exc:
+            raise WireProtocolError(exc.message, exc.requirement) from None
+
+    def request(self, request: Request, timeout: float | None = None) -> Answer:
+        """Send one request and read its answer."""
+        self.send_request(request)
+        return self.read_answer(timeout)
+
+    def read_until_closed(self, timeout: float | None = None, limit: int = 1 << 20) -> bytes:
+        """Everything until the server closes; WireTimeout if it does not."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        received = bytearray()
+        while len(received) < limit:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise WireTimeout("the server did not close the connection")
+            chunk = self.recv_chunk(remaining)
+            if not chunk:
+                self.closed_by_peer = True
+                return bytes(received)
+            received += chunk
+        return bytes(received)
+
+    def read_lines_raw(self, count: int, timeout: float | None = None) -> list[bytes]:
+        """``count`` raw LF-terminated lines (terminator kept), undecoded."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        buffer = bytearray()
+        while buffer.count(b"\n") < count:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                got = buffer.count(b"\n")
+                raise WireTimeout(f"{got} of {count} lines before the deadline")
+            chunk = self.recv_chunk(remaining)
+            if not chunk:
+                self.closed_by_peer = True
+                got = buffer.count(b"\n")
+                raise WireClosed(f"closed after {got} of {count} lines")
+            buffer += chunk
+        return [line + b"\n" for line in bytes(buffer).split(b"\n")[:count]]
+
+    def is_open(self, timeout: float = 0.05) -> bool:
+        """True when the server has not closed (nothing arrived, or data did)."""
+        try:
+            chunk = self.recv_chunk(timeout)
+        except WireTimeout:
+            return True
+        except WireClosed:
+            return False
+        if chunk:
+            self._feed(chunk)
+            return True
+        self.closed_by_peer = True
+        return False
