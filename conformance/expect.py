@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from typing import NoReturn
 
+from conformance.wire import Transcript
 from protocol import requirements
 from protocol.escape import escape
-
-from conformance.wire import Transcript
 
 
 def _show(value: object) -> str:
