@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from protocol import (
@@ -163,7 +163,7 @@ class Session:
             raise NetworkError(f"malformed answer from {self.address}: {exc}") from None
         return self._handle(events, conn)
 
-    def _handle(self, events: list[object], conn: ClientConnection) -> Answer | None:
+    def _handle(self, events: Sequence[object], conn: ClientConnection) -> Answer | None:
         for event in events:
             self.tracer.decoded(RECEIVED, event)
             if isinstance(event, ConnectionClosed):

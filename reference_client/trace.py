@@ -106,7 +106,9 @@ class RawDecoder:
     def sent(self, data: bytes) -> list[object]:
         events: list[object] = list(self._as_server.receive_data(data))
         # The end of what we send is where a server's quiet period would end it.
-        events.extend(e for e in self._as_server.receive_data(b"") if e != ConnectionClosed())
+        events.extend(
+            e for e in self._as_server.receive_data(b"") if not isinstance(e, ConnectionClosed)
+        )
         return events
 
     def received(self, data: bytes) -> list[object]:
