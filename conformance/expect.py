@@ -35,7 +35,9 @@ class RequirementFailed(AssertionError):
         self.transcript = transcript
         super().__init__(self.render())
 
-    def render(self) -> str:
+    def render(self, *, transcript: bool = True) -> str:
+        """The failure for people; ``transcript=False`` leaves the transcript out
+        (the reports show the test's whole transcript on their own)."""
         try:
             req = requirements.get(self.requirement_id)
             quote = f"{req.id} ({req.level}): {req.text}"
@@ -45,7 +47,7 @@ class RequirementFailed(AssertionError):
         if self.expected is not None or self.actual is not None:
             lines.append(f"  expected: {_show(self.expected)}")
             lines.append(f"  actual:   {_show(self.actual)}")
-        if self.transcript is not None and self.transcript.records:
+        if transcript and self.transcript is not None and self.transcript.records:
             lines.append("  transcript:")
             lines.extend("    " + line for line in self.transcript.render().splitlines())
         return "\n".join(lines)

@@ -15,16 +15,44 @@ import itertools
 import os
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import NoReturn
 
+from conformance.crowd import Crowd
 from conformance.expect import fail
 from conformance.process import ServerProcess
-from conformance.wire import Answer, Transcript, Wire, WireError
-from protocol import Find, Request
+from conformance.raw import (
+    AnyOk,
+    Expected,
+    RawAnswer,
+    RawConnection,
+    Unterminated,
+    content,
+    decode,
+    wire_form,
+)
+from conformance.wire import Answer, Transcript, Wire, WireClosed, WireError, WireTimeout
+from protocol import (
+    NO_ENTRY_FOR,
+    ClientConnection,
+    Error,
+    Find,
+    LegacyReply,
+    Ok,
+    Request,
+    encode_response,
+)
 
 FRAMINGS = ("line", "legacy")
 SERVICES = ("abp", "counter")
+
+#: A legacy answer (no LF) is over once the server has been silent this long;
+#: one answer is one ``send()``, so its bytes arrive together on loopback.
+LEGACY_QUIET = 0.1
+#: How long another client may wait on a server held up by a slow one
+#: (ABP-CONN-5) before the suite calls it held up: seconds, not the timeout.
+HOLDUP_BOUND = 1.5
 
 
 @dataclass(frozen=True)
@@ -46,12 +74,21 @@ class ServerTarget:
 
 @dataclass
 class ServerSession:
-    """One test's conversation with the target."""
+    """One test's conversation with the target.
+
+    Two ways to talk. ``ask``/``answer``/``expect`` send protocol messages in
+    the framing the server handles (``target.framing``); semantic tests use
+    them. ``raw()`` opens a line-framed connection for bytes sent on purpose;
+    framing tests use it with ``read_lines``/``expect_lines``. Every helper
+    that waits turns a silent, closed or unterminated answer into a
+    ``RequirementFailed`` that quotes the requirement and the transcript.
+    """
 
     target: ServerTarget
     test_id: str = ""
     transcript: Transcript = field(default_factory=Transcript)
     _wires: list[Wire] = field(default_factory=list)
+    _crowds: list[Crowd] = field(default_factory=list)
     _names: Iterator[int] = field(default_factory=itertools.count)
     _token: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
 
@@ -59,6 +96,16 @@ class ServerSession:
     def name(self, hint: str = "n") -> str:
         """A NAME no other test (or worker, or earlier run) uses."""
         return f"{hint}-{self._token}-{next(self._names)}"
+
+    @property
+    def legacy(self) -> bool:
+        """The server handles only the tutorial's framing (``--framing legacy``)."""
+        return self.target.framing == "legacy"
+
+    @property
+    def holdup_bound(self) -> float:
+        """The wait after which a held-up client counts as held up (ABP-CONN-5)."""
+        return min(self.target.timeout, HOLDUP_BOUND)
 
     # -- connections
     def wire(
@@ -75,8 +122,9 @@ class ServerSession:
             port or self.target.port,
             timeout=self.target.timeout,
             transcript=self.transcript,
-            legacy=self.target.framing == "legacy" if legacy is None else legacy,
+            legacy=self.legacy if legacy is None else legacy,
             counter=self.target.service == "counter",
+            quiet_period=LEGACY_QUIET,
             name=f"c{len(self._wires) + 1}",
         )
         self._wires.append(wire)
@@ -84,18 +132,221 @@ class ServerSession:
             wire.connect()
         return wire
 
+    def raw(
+        self,
+        requirement: str = "ABP-TRANSPORT-1",
+        *,
+        address: tuple[str, int] | None = None,
+        connect_timeout: float | None = None,
+    ) -> RawConnection:
+        """A new connection for raw bytes; a failed connect fails ``requirement``."""
+        host, port = address or (self.target.host, self.target.port)
+        wire = self.wire(legacy=False, connect=False, host=host, port=port)
+        if connect_timeout is not None:
+            wire.timeout = connect_timeout
+        try:
+            wire.connect()
+        except WireError as exc:
+            fail(requirement, f"cannot connect: {exc}", transcript=self.transcript)
+        wire.timeout = self.target.timeout
+        return RawConnection(wire, stall=min(1.0, self.target.timeout))
+
+    def crowd(self, prefix: str = "m", *, address: tuple[str, int] | None = None) -> Crowd:
+        """Many connections driven together (closed at teardown)."""
+        host, port = address or (self.target.host, self.target.port)
+        crowd = Crowd(
+            host, port, self.transcript, prefix=prefix, legacy=self.legacy, quiet=LEGACY_QUIET
+        )
+        self._crowds.append(crowd)
+        return crowd
+
+    # -- asking in the server's framing
     def ask(self, request: Request, *, wire: Wire | None = None) -> Answer:
         """One request, one answer, in the framing the server handles.
 
         Line framing reuses ``wire`` (or opens one); legacy framing opens a new
         connection per request, as the tutorial's client does.
         """
-        if self.target.framing == "legacy" and wire is None:
+        if self.legacy and wire is None:
             with self.wire() as legacy_wire:
                 legacy_wire.send_request(request)
                 return legacy_wire.read_answer()
         wire = wire or self.wire()
         return wire.request(request)
+
+    def request_bytes(self, request: Request) -> bytes:
+        """The bytes of ``request`` in the server's framing (built by the protocol)."""
+        return ClientConnection(legacy=self.legacy).send(request)
+
+    def answer(
+        self,
+        requirement: str,
+        request: Request,
+        *,
+        conn: RawConnection | None = None,
+        address: tuple[str, int] | None = None,
+        timeout: float | None = None,
+    ) -> RawAnswer:
+        """The server's answer to ``request``; no answer fails ``requirement``.
+
+        Uses ``conn``, or a new connection. In legacy framing the request goes
+        with no terminator and the answer ends at LF, end of stream or silence.
+        """
+        return self._exchange(requirement, self.request_bytes(request), conn, address, timeout)
+
+    def ask_line(
+        self,
+        requirement: str,
+        line: bytes,
+        *,
+        conn: RawConnection | None = None,
+        address: tuple[str, int] | None = None,
+    ) -> RawAnswer:
+        """The answer to a raw request line (no terminator given), sent in the
+        server's framing: for requests the protocol refuses to build."""
+        data = line if self.legacy else line + b"\n"
+        return self._exchange(requirement, data, conn, address, None)
+
+    def _exchange(
+        self,
+        requirement: str,
+        data: bytes,
+        conn: RawConnection | None,
+        address: tuple[str, int] | None,
+        timeout: float | None,
+    ) -> RawAnswer:
+        own = conn is None  # a connection of its own: closed after the answer
+        if conn is None:
+            conn = self.raw(requirement, address=address, connect_timeout=timeout)
+        try:
+            conn.send(data)
+            if self.legacy:
+                line = conn.read_legacy(LEGACY_QUIET, timeout)
+            else:
+                line = conn.read_line(timeout)
+        except WireError as exc:
+            self.no_answer(requirement, exc, f"no answer to {data[:60]!r}", timeout)
+        finally:
+            if own:
+                conn.close()
+        answer = decode(line, legacy=True)  # free text becomes a LegacyReply
+        assert answer is not None
+        return answer
+
+    def expect(
+        self,
+        requirement: str,
+        request: Request,
+        expected: Expected,
+        summary: str,
+        *,
+        conn: RawConnection | None = None,
+        address: tuple[str, int] | None = None,
+        timeout: float | None = None,
+    ) -> RawAnswer:
+        """Fail ``requirement`` unless ``request`` is answered ``expected``."""
+        actual = self.answer(requirement, request, conn=conn, address=address, timeout=timeout)
+        self.check(requirement, summary, expected, actual)
+        return actual
+
+    def expect_line(
+        self,
+        requirement: str,
+        line: bytes,
+        expected: Expected,
+        summary: str,
+        *,
+        conn: RawConnection | None = None,
+    ) -> RawAnswer:
+        actual = self.ask_line(requirement, line, conn=conn)
+        self.check(requirement, summary, expected, actual)
+        return actual
+
+    def check(self, requirement: str, summary: str, expected: object, actual: object) -> None:
+        """``expected == actual``, or a failure showing both as wire bytes.
+
+        An answer that is free text rather than ``OK``/``ERROR: `` fails the
+        requirement of the answer's form (section 4), not the request's: the
+        request's own rule could not be judged from it.
+        """
+        if expected == actual:
+            return
+        if isinstance(actual, LegacyReply):
+            requirement = form_requirement(expected)
+            summary += ": the answer is free text, not an ABP/1 answer"
+        fail(
+            requirement,
+            summary,
+            expected=wire_form(expected),
+            actual=wire_form(actual),
+            transcript=self.transcript,
+        )
+
+    # -- raw lines
+    def read_lines(
+        self,
+        requirement: str,
+        conn: RawConnection,
+        count: int,
+        summary: str,
+        *,
+        timeout: float | None = None,
+    ) -> list[bytes]:
+        """``count`` raw answer lines; fails ``requirement`` when they do not come."""
+        got: list[bytes] = []
+        try:
+            got.extend(conn.read_lines(count, timeout))
+        except WireError as exc:
+            self.no_answer(requirement, exc, f"{summary} (got {len(got)} of {count} lines)")
+        return got
+
+    def expect_lines(
+        self,
+        requirement: str,
+        conn: RawConnection,
+        expected: Sequence[Expected],
+        summary: str,
+        *,
+        timeout: float | None = None,
+    ) -> list[bytes]:
+        """Read ``len(expected)`` lines and fail ``requirement`` unless each is its
+        expected answer, byte for byte (a CR before the LF aside)."""
+        lines: list[bytes] = []
+        for i, want in enumerate(expected):
+            try:
+                lines.append(conn.read_line(timeout))
+            except WireError as exc:
+                self.no_answer(requirement, exc, f"{summary}: answer {i + 1} of {len(expected)}")
+            if not line_matches(want, lines[-1]):
+                fail(
+                    requirement,
+                    f"{summary}: answer {i + 1} of {len(expected)} is wrong",
+                    expected=wire_form(want),
+                    actual=lines[-1],
+                    transcript=self.transcript,
+                )
+        return lines
+
+    def no_answer(
+        self, requirement: str, exc: WireError, summary: str, timeout: float | None = None
+    ) -> NoReturn:
+        """Turn a failed read into the failure of ``requirement`` (or of
+        ABP-FRAME-1 when the answer came without its LF)."""
+        if isinstance(exc, Unterminated):
+            fail(
+                "ABP-FRAME-1",
+                f"{summary}: the answer is not terminated by LF",
+                expected="one line ending with LF",
+                actual=exc.partial,
+                transcript=self.transcript,
+            )
+        if isinstance(exc, WireTimeout):
+            why = f"no answer within {self.target.timeout if timeout is None else timeout:g}s"
+        elif isinstance(exc, WireClosed):
+            why = "the server closed the connection instead of answering"
+        else:
+            why = str(exc)
+        fail(requirement, f"{summary}: {why}", transcript=self.transcript)
 
     def probe(self) -> None:
         """Health probe: a fresh connection gets an answer to a fresh request."""
@@ -104,27 +355,45 @@ class ServerSession:
                 with self.wire() as wire:
                     wire.send_counter_line(b"health probe")
                     wire.read_answer()
-            else:
-                self.ask(Find(self.name("probe")))
+                return
         except WireError as exc:
-            fail(
-                "ABP-CONN-6",
-                f"health probe after the test failed: the server no longer answers ({exc})",
-                transcript=self.transcript,
-            )
+            self._probe_failed(str(exc))
+        conn = self.raw("ABP-CONN-6")
+        try:
+            conn.send(self.request_bytes(Find(self.name("probe"))))
+            if self.legacy:
+                conn.read_legacy(LEGACY_QUIET)
+            else:
+                conn.read_line()
+        except WireError as exc:
+            self._probe_failed(str(exc))
+        finally:
+            conn.close()
+
+    def _probe_failed(self, why: str) -> NoReturn:
+        fail(
+            "ABP-CONN-6",
+            f"health probe after the test failed: the server no longer answers ({why})",
+            transcript=self.transcript,
+        )
 
     def close(self) -> None:
         for wire in self._wires:
             wire.close()
         self._wires.clear()
+        for crowd in self._crowds:
+            crowd.close()
+        self._crowds.clear()
 
     # -- private server instances (tests that restart or kill a server)
     @contextlib.contextmanager
-    def private_server(self) -> Iterator[ServerProcess]:
+    def private_server(self) -> Iterator[ServerProcess | None]:
         """A fresh instance of the target started from ``--server-cmd`` on its own
-        port and its own ``{tmpdir}``; stopped by PID at the end."""
+        port and its own ``{tmpdir}``; stopped by PID at the end. Yields None
+        when the suite was given no ``--server-cmd`` (the test then skips)."""
         if self.target.server_cmd is None:
-            raise RuntimeError("private_server needs --server-cmd")
+            yield None
+            return
         with tempfile.TemporaryDirectory(prefix="abp-conformance-") as tmpdir:
             template = self.target.server_cmd.replace("{tmpdir}", tmpdir)
             process = ServerProcess(template, host=self.target.host, env=dict(os.environ))
@@ -134,3 +403,22 @@ class ServerSession:
                 yield process
             finally:
                 process.stop()
+
+
+def form_requirement(expected: object) -> str:
+    """The section-4 requirement that fixes the form of an expected answer."""
+    if isinstance(expected, AnyOk):
+        return "ABP-RESP-1"
+    if isinstance(expected, Ok):
+        return "ABP-RESP-2"
+    if isinstance(expected, Error) and expected.text.startswith(NO_ENTRY_FOR):
+        return "ABP-RESP-4"
+    return "ABP-RESP-3"
+
+
+def line_matches(expected: Expected, line: bytes) -> bool:
+    """A raw answer line against its expected answer: exact bytes for a given
+    answer; any ``OK`` form for ``ANY_OK``."""
+    if isinstance(expected, AnyOk):
+        return isinstance(decode(line), Ok)
+    return line.endswith(b"\n") and content(line) == content(encode_response(expected))

@@ -61,7 +61,23 @@ def decode_request(line: bytes) -> Request:
     return Find(argument.name)
 
 
+def check_request(request: Request) -> None:
+    """ABP-REQ-13: what a client must refuse to send, over what the wire can carry."""
+    if not isinstance(request, (Add, Remove, Find)):
+        raise LocalProtocolError(f"not a request: {request!r}", "ABP-FRAME-2")
+    name = request.name
+    if not name or schema.NAME_FORBIDDEN.intersection(name):
+        raise LocalProtocolError(
+            f"a name must be non-empty and hold no ',', CR, LF or NUL: {name!r}", "ABP-REQ-13"
+        )
+    entry = getattr(request, "entry", "")
+    if schema.ENTRY_FORBIDDEN.intersection(entry):
+        raise LocalProtocolError(f"an entry cannot hold CR, LF or NUL: {entry!r}", "ABP-REQ-13")
+
+
 def encode_request(request: Request) -> bytes:
+    """Raises ``LocalProtocolError`` for what ABP-REQ-13 forbids: a CR at the end
+    of the line would be read back as part of the terminator."""
     if isinstance(request, Add):
         fields = {"command": "add", "argument": {"name": request.name, "entry": request.entry}}
     elif isinstance(request, Remove):
@@ -70,6 +86,7 @@ def encode_request(request: Request) -> bytes:
         fields = {"command": "fnd", "argument": {"name": request.name}}
     else:
         raise LocalProtocolError(f"not a request: {request!r}", "ABP-FRAME-2")
+    check_request(request)
     return bytes(schema.Line.build(schema.Request.build(fields)))
 
 

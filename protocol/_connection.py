@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import TypeAlias
 
 from protocol import _codec
+from protocol._codec import check_request
 from protocol._errors import LocalProtocolError, RemoteProtocolError
 from protocol._events import (
     INVALID_UTF8,
@@ -32,7 +33,7 @@ from protocol._events import (
     Response,
 )
 from protocol._framing import Frame, LineFrame, LineReader
-from protocol._schema import ENTRY_FORBIDDEN, MAX_REQUEST_LINE, MAX_RESPONSE_LINE, NAME_FORBIDDEN
+from protocol._schema import MAX_REQUEST_LINE, MAX_RESPONSE_LINE
 
 #: ABP-FRAME-6: the default quiet period, in seconds.
 DEFAULT_QUIET_PERIOD = 0.1
@@ -133,7 +134,7 @@ class ClientConnection:
     """The client side: requests out, answers in (ABP-FRAME-7, ABP-FRAME-8).
 
     ``legacy=True`` talks to tutorial-era servers: requests carry no
-    terminator, and an answer ends at LF, at end of stream or after
+    terminator (so one is sent at a time), and an answer ends at LF, at end of stream or after
     ``quiet_period`` seconds of silence; free-text answers become
     ``LegacyReply``. ``counter=True`` expects the counter service's answers.
     """
@@ -163,6 +164,10 @@ class ClientConnection:
         """Bytes for one request; ``bytes`` is a counter-service line."""
         if self._closed_by_peer:
             raise LocalProtocolError("the server closed the connection", "ABP-CONN-9")
+        if self.legacy and self._outstanding:
+            # Unterminated requests end only by silence or half-close: a second
+            # one sent now would run into the first.
+            raise LocalProtocolError("legacy requests cannot be pipelined", "ABP-FRAME-2")
         if isinstance(request, bytes):
             if not self.counter:
                 raise LocalProtocolError("raw lines are for the counter service", "ABP-FRAME-2")
@@ -203,7 +208,9 @@ class ClientConnection:
             if not isinstance(frame, LineFrame):
                 raise RemoteProtocolError(f"response line of {frame.size}+ bytes", "ABP-FRAME-14")
             event: ClientEvent
-            if self.counter:
+            # A counter server answers long lines with "ERROR: Request too long"
+            # (ABP-COUNTER-4) and may refuse with "ERROR: Server busy" (ABP-CONN-8).
+            if self.counter and not frame.data.startswith(b"ERROR:"):
                 event = _codec.decode_counter_reply(frame.data)
             else:
                 event = _codec.decode_response(frame.data, legacy=self.legacy)
@@ -217,18 +224,6 @@ class ClientConnection:
             self._outstanding -= 1
             events.append(event)
         return events
-
-
-def check_request(request: Request) -> None:
-    """ABP-REQ-13: what a client must refuse to send, over what the wire can carry."""
-    name = request.name
-    if not name or NAME_FORBIDDEN.intersection(name):
-        raise LocalProtocolError(
-            f"a name must be non-empty and hold no ',', CR, LF or NUL: {name!r}", "ABP-REQ-13"
-        )
-    entry = getattr(request, "entry", "")
-    if ENTRY_FORBIDDEN.intersection(entry):
-        raise LocalProtocolError(f"an entry cannot hold CR, LF or NUL: {entry!r}", "ABP-REQ-13")
 
 
 __all__ = [

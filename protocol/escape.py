@@ -39,7 +39,10 @@ def unescape(text: str) -> bytes:
     while i < len(text):
         char = text[i]
         if char != "\\":
-            out += char.encode("utf-8")
+            try:  # surrogateescape: undecodable command-line bytes stand for themselves
+                out += char.encode("utf-8", "surrogateescape")
+            except UnicodeEncodeError:
+                raise EscapeError(f"not a character at position {i} of {text!r}") from None
             i += 1
             continue
         if i + 1 >= len(text):

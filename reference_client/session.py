@@ -13,9 +13,11 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from protocol import (
     ClientConnection,
+    ClientEvent,
     ConnectionClosed,
     Error,
     LegacyReply,
@@ -132,7 +134,7 @@ class Session:
             if now >= wake:
                 if quiet is not None and now >= quiet:
                     self.tracer.note(f"quiet for {self.quiet_period:g}s: the answer ends here")
-                    answer = self._handle(conn.expire(now), conn)
+                    answer = self._decode(conn, partial(conn.expire, now))
                     if answer is not None:
                         return answer
                     continue
@@ -151,13 +153,16 @@ class Session:
             last_activity = self.clock()
             if chunk:
                 self.tracer.frame(RECEIVED, chunk)
-            answer = self._handle_data(conn, chunk, last_activity)
+            answer = self._decode(conn, partial(conn.receive_data, chunk, last_activity))
             if answer is not None:
                 return answer
 
-    def _handle_data(self, conn: ClientConnection, chunk: bytes, now: float) -> Answer | None:
+    def _decode(
+        self, conn: ClientConnection, produce: Callable[[], Sequence[ClientEvent]]
+    ) -> Answer | None:
+        """Run one step of the connection; the answer once it is complete."""
         try:
-            events = conn.receive_data(chunk, now)
+            events = produce()
         except RemoteProtocolError as exc:
             self.tracer.decoded(RECEIVED, exc)
             raise NetworkError(f"malformed answer from {self.address}: {exc}") from None
@@ -194,6 +199,8 @@ class Session:
                     chunk = sock.recv(CHUNK)
                 except TimeoutError:
                     self.tracer.note(f"no byte for {wait:g}s")
+                    for event in decoder.received(b""):  # what a legacy reader makes of it
+                        self.tracer.decoded(RECEIVED, event)
                     return RawResult(bytes(received), f"no byte for {wait:g}s")
                 except OSError as exc:
                     self.tracer.note(f"receive failed: {_reason(exc)}")

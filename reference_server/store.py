@@ -6,11 +6,13 @@ takes *every* pending change, applies them in one transaction and commits once
 (group commit) makes N concurrent changes cost one commit, and with
 ``--sync full`` one fsync.
 
-Reads never touch the thread: an in-memory mirror of the book, loaded at open,
-answers them. The mirror is updated on the event loop when a commit is done
-and before the change's future resolves, so whoever is answered ``OK`` has
-already made the change visible to every later ``fnd`` (ABP-DUR-4), and the
-change is in the operating system before that (ABP-DUR-2).
+Reads do not touch the database: an in-memory mirror of the book, loaded at
+open, answers them. The mirror is updated on the event loop, in queue order,
+when a commit is done and before the changes' futures resolve, so whoever is
+answered ``OK`` has already made the change visible to every later ``fnd``
+(ABP-DUR-4), and the change is in the operating system before that
+(ABP-DUR-2). A read pipelined behind changes of its own connection joins the
+writer's queue (``find_after``) only to be answered at its place in order.
 
 The file holds the store's ``PRAGMA application_id``; a SQLite file of some
 other program is refused rather than written to. The file is opened in
@@ -28,7 +30,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 #: "ABP1": marks a SQLite file as an ABP address book (``PRAGMA application_id``).
 APPLICATION_ID = 0x41425031
@@ -60,13 +62,18 @@ class StoreClosedError(StoreError):
     """A change was submitted after ``close``."""
 
 
+_PUT_OP, _REMOVE_OP, _FIND_OP = 0, 1, 2
+
+
 @dataclass(slots=True)
 class _Change:
-    """One pending change: ``entry is None`` removes ``name``."""
+    """One operation in the writer's queue. A find changes nothing: it is
+    queued only to be answered at its place in the order of changes."""
 
+    op: int
     name: str
-    entry: str | None
-    future: asyncio.Future[bool]
+    entry: str
+    future: asyncio.Future[Any]
 
 
 class _Stop:
@@ -93,6 +100,7 @@ class Store:
         self._stopped: asyncio.Future[None] | None = None
         self._closing = False
         self._in_flight = 0
+        self.commits = 0  # transactions committed by the writer: group commit at work
 
     # ------------------------------------------------------------ opening
     @classmethod
@@ -108,7 +116,7 @@ class Store:
                 where, timeout=_BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
             )
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot open database {where}: {exc}") from None
+            raise StoreError(f"cannot open database {where}: {_explain(exc)}") from None
         try:
             book = _prepare(db, where, SYNC_PRAGMAS[sync])
         except sqlite3.Error as exc:
@@ -147,21 +155,29 @@ class Store:
 
     def put(self, name: str, entry: str) -> asyncio.Future[bool]:
         """Store ``entry`` under ``name``; the future is True once committed."""
-        return self._submit(name, entry)
+        return self._submit(_PUT_OP, name, entry)
 
     def remove(self, name: str) -> asyncio.Future[bool]:
         """Remove ``name``; the future tells whether there was an entry to remove."""
-        return self._submit(name, None)
+        return self._submit(_REMOVE_OP, name)
 
-    def _submit(self, name: str, entry: str | None) -> asyncio.Future[bool]:
+    def find_after(self, name: str) -> asyncio.Future[str | None]:
+        """The entry of ``name`` once every change submitted before is done.
+
+        For a ``fnd`` pipelined behind changes: it sees exactly those, and
+        none submitted after it, even when all commit in one group.
+        """
+        return self._submit(_FIND_OP, name)
+
+    def _submit(self, op: int, name: str, entry: str = "") -> asyncio.Future[Any]:
         loop = self._loop
         if loop is None:
             raise RuntimeError("store not started")
         if self._closing:
             raise StoreClosedError("the store is closed")
-        future: asyncio.Future[bool] = loop.create_future()
+        future: asyncio.Future[Any] = loop.create_future()
         self._in_flight += 1
-        self._queue.put(_Change(name, entry, future))
+        self._queue.put(_Change(op, name, entry, future))
         return future
 
     async def close(self) -> None:
@@ -203,22 +219,28 @@ class Store:
     def _commit(self, loop: asyncio.AbstractEventLoop, changes: list[_Change]) -> None:
         """One transaction for the whole batch: group commit."""
         results: list[bool] = []
+        if all(change.op == _FIND_OP for change in changes):
+            loop.call_soon_threadsafe(self._committed, changes, [False] * len(changes))
+            return
         try:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
                 for change in changes:
-                    if change.entry is None:
-                        results.append(db.execute(_REMOVE, (change.name,)).rowcount > 0)
-                    else:
+                    if change.op == _PUT_OP:
                         db.execute(_PUT, (change.name, change.entry))
                         results.append(True)
+                    elif change.op == _REMOVE_OP:
+                        results.append(db.execute(_REMOVE, (change.name,)).rowcount > 0)
+                    else:
+                        results.append(False)  # answered from the mirror, in order
                 db.execute("COMMIT")
+                self.commits += 1
             except BaseException:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
                 raise
-        except Exception as exc:  # noqa: BLE001 - every failure must reach the futures
+        except Exception as exc:  # every failure must reach the futures
             why = _explain(exc) if isinstance(exc, sqlite3.Error) else repr(exc)
             error = StoreError(f"cannot write to {self.path}: {why}")
             loop.call_soon_threadsafe(self._failed, changes, error)
@@ -228,18 +250,27 @@ class Store:
     # ----------------------------------------- back on the event loop
     def _committed(self, changes: Sequence[_Change], results: Sequence[bool]) -> None:
         book = self._book
-        for change, result in zip(changes, results):
-            if change.entry is None:
+        for change, result in zip(changes, results, strict=True):
+            answer: object = result
+            if change.op == _PUT_OP:
+                book[change.name] = change.entry
+            elif change.op == _REMOVE_OP:
                 book.pop(change.name, None)
             else:
-                book[change.name] = change.entry
+                answer = book.get(change.name)
             if not change.future.done():
-                change.future.set_result(result)
+                change.future.set_result(answer)
         self._in_flight -= len(changes)
 
     def _failed(self, changes: Sequence[_Change], error: StoreError) -> None:
+        """The batch was rolled back: its changes fail; its finds see the book
+        as it stayed."""
         for change in changes:
-            if not change.future.done():
+            if change.future.done():
+                continue
+            if change.op == _FIND_OP:
+                change.future.set_result(self._book.get(change.name))
+            else:
                 change.future.set_exception(error)
         self._in_flight -= len(changes)
 
@@ -285,6 +316,10 @@ def _explain(exc: sqlite3.Error) -> str:
     text = str(exc)
     if "locked" in text:
         return f"{text} (is another abp-server using it?)"
+    if "unable to open" in text:
+        return f"{text} (does its directory exist, and may we write there?)"
+    if "malformed" in text:
+        return f"the file is corrupt ({text})"
     return text
 
 

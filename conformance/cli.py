@@ -1,0 +1,310 @@
+"""``conformance``: judge an ABP/1 implementation, requirement by requirement.
+
+The command line only; ``conformance.runner`` runs the suite and
+``conformance.reports`` shows the result. ``serve``, ``matrix`` and ``bench``
+belong to their own packages and are imported only when asked for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from typing import NoReturn, TextIO
+
+from conformance.reports import EXIT_USAGE
+
+EXIT_CODES = """\
+exit status:
+  0  every MUST requirement tested (and every MAY, in the form it takes) is met;
+     broken SHOULDs are reported as WARN and do not change it
+  1  a MUST is broken (or, with --strict, a SHOULD)
+  2  wrong arguments, a target that cannot be reached, or a server command
+     that does not start (one line on stderr)
+  3  an internal error of the suite (one line; run again with -v for details)
+"""
+
+RUN_EXAMPLES = """\
+examples:
+  conformance run                       # against the embedded reference server
+  conformance run --server 127.0.0.1:2007
+  conformance run --server-cmd './myserver --port {port} --data {tmpdir}/db'
+  conformance run --server [::1]:2007 --service counter
+  conformance run --server localhost:2007 --requirement ABP-FRAME -v
+  conformance run --server-cmd 'node server.js {port}' --junit-xml report.xml --html report.html
+"""
+
+#: subcommands owned by other packages: name -> (module, one-line help)
+DELEGATED = {
+    "serve": ("conformance.clientsuite.serve", "the client suite's scripted server"),
+    "matrix": ("conformance.matrix.cli", "run implementations against each other"),
+    "bench": ("conformance.bench.cli", "time the suite"),
+}
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive(kind: type[int] | type[float], minimum: float = 0) -> Callable[[str], int | float]:
+    def convert(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if value < minimum or (minimum == 0 and kind is float and value == 0):
+            raise argparse.ArgumentTypeError(f"must be at least {minimum:g}: {text!r}")
+        return value
+
+    convert.__name__ = kind.__name__
+    return convert
+
+
+def build_parser() -> Parser:
+    parser = Parser(
+        prog="conformance",
+        description="The ABP/1 conformance suite: judges a server (or client) against "
+        "docs/spec.md, requirement by requirement, with the bytes on the wire as evidence.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    commands.required = True
+
+    run = commands.add_parser(
+        "run",
+        help="run the suite against a server (default: the embedded reference server)",
+        description="Run the conformance suite. With no target, against the embedded "
+        "reference server on a free port.",
+        epilog=RUN_EXAMPLES + "\n" + EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    target = run.add_argument_group("target (at most one of --server and --server-cmd)")
+    where = target.add_mutually_exclusive_group()
+    where.add_argument(
+        "--server", metavar="HOST:PORT", help="a running server ([::1]:2007 for IPv6)"
+    )
+    where.add_argument(
+        "--server-cmd",
+        metavar="CMD",
+        help="start the server with this command: {port} (required), {host}, {tmpdir} are "
+        "filled in; unlocks the restart and SIGKILL durability tests",
+    )
+    target.add_argument(
+        "--service", choices=("abp", "counter"), default="abp", help="which service (default: abp)"
+    )
+    target.add_argument(
+        "--framing",
+        choices=("auto", "line", "legacy"),
+        default="auto",
+        help="the framing the server handles; auto probes it first (default: auto)",
+    )
+    target.add_argument(
+        "--idle-timeout", type=_positive(float), metavar="S", help="the server's idle timeout"
+    )
+    clients = run.add_argument_group("client under test (runs the client suite instead)")
+    clients.add_argument("--client", metavar="TEMPLATE", help="argv-contract client command")
+    clients.add_argument("--client-menu", metavar="TEMPLATE", help="menu-contract client command")
+    clients.add_argument("--listen", metavar="HOST:PORT", help="where the scripted server listens")
+    select = run.add_argument_group("selection and run")
+    select.add_argument(
+        "--requirement",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="only the tests of this requirement, or of a section (ABP-FRAME); repeatable",
+    )
+    select.add_argument("-k", dest="keyword", metavar="EXPR", help="pytest -k expression")
+    select.add_argument(
+        "-n",
+        "--workers",
+        type=_positive(int),
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="parallel worker processes; 0 runs in this process (default: the cores, %(default)s)",
+    )
+    select.add_argument(
+        "--timeout", type=_positive(float), default=5.0, metavar="S", help="bound on every wait"
+    )
+    select.add_argument("--seed", type=int, default=0, metavar="N", help="fuzzing seed")
+    select.add_argument(
+        "--fuzz-examples", type=_positive(int, 1), metavar="N", help="examples per fuzz test"
+    )
+    select.add_argument("--strict", action="store_true", help="a broken SHOULD fails the run")
+    reports = run.add_argument_group("reports")
+    reports.add_argument("--junit-xml", metavar="PATH", help="write a JUnit XML report")
+    reports.add_argument("--json", metavar="PATH", help="write a JSON report")
+    reports.add_argument("--html", metavar="PATH", help="write a self-contained HTML report")
+    run.add_argument(
+        "-v", "--verbose", action="store_true", help="list every test; show pytest's full reports"
+    )
+
+    lister = commands.add_parser(
+        "list",
+        help="every requirement, its level and role, and the tests that cover it",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    lister.add_argument(
+        "--service",
+        choices=("abp", "counter", "client"),
+        help="only the requirements this suite judges (default: all)",
+    )
+    lister.add_argument("--json", action="store_true", help="print JSON")
+    lister.add_argument("-v", "--verbose", action="store_true", help="print the text too")
+
+    for name, (_, text) in DELEGATED.items():
+        commands.add_parser(name, help=text, add_help=False)
+    return parser
+
+
+def delegate(name: str, argv: list[str]) -> int:
+    module_name, _ = DELEGATED[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            print(f"conformance {name}: not available in this build", file=sys.stderr)
+            return EXIT_USAGE
+        raise
+    status = module.main(argv)
+    return int(status or 0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one return per exit status
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    verbose = "-v" in args_list or "--verbose" in args_list
+    try:
+        if args_list and args_list[0] in DELEGATED:
+            return delegate(args_list[0], args_list[1:])
+        args = build_parser().parse_args(args_list)
+        if args.command == "list":
+            return list_requirements(args, sys.stdout)
+        return run_command(args, sys.stdout)
+    except KeyboardInterrupt:
+        print("conformance: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `conformance list | head`: the reader has gone
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except Exception as exc:
+        from conformance.runner import SuiteProblem, UsageProblem, exit_for
+
+        if isinstance(exc, UsageProblem):
+            print(f"conformance: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        if verbose:
+            traceback.print_exc()
+            if isinstance(exc, SuiteProblem) and exc.details.strip():
+                print(exc.details, file=sys.stderr)
+        what = str(exc) if isinstance(exc, SuiteProblem) else f"{type(exc).__name__}: {exc}"
+        hint = "" if verbose else " (run again with -v for details)"
+        print(f"conformance: internal error: {what}{hint}", file=sys.stderr)
+        return exit_for(exc)
+
+
+def run_command(args: argparse.Namespace, out: TextIO) -> int:
+    from conformance.reports import console, html, json_report, junit
+    from conformance.runner import RunOptions, UsageProblem, run
+
+    client = args.client or args.client_menu
+    if (client or args.listen) and (args.server or args.server_cmd or args.service != "abp"):
+        raise UsageProblem("--client/--client-menu/--listen test a client: no server options")
+    if args.listen and not client:
+        raise UsageProblem("--listen needs --client or --client-menu")
+    for path, flag in (
+        (args.junit_xml, "--junit-xml"),
+        (args.json, "--json"),
+        (args.html, "--html"),
+    ):
+        if path is not None and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+            raise UsageProblem(f"{flag} {path}: the directory does not exist")
+    options = RunOptions(
+        service="client" if client else args.service,
+        server=args.server,
+        server_cmd=args.server_cmd,
+        framing=args.framing,
+        workers=args.workers,
+        requirements=args.requirement,
+        keyword=args.keyword,
+        timeout=args.timeout,
+        seed=args.seed,
+        fuzz_examples=args.fuzz_examples,
+        idle_timeout=args.idle_timeout,
+        strict=args.strict,
+        verbose=args.verbose,
+        client=args.client,
+        client_menu=args.client_menu,
+        listen=args.listen,
+    )
+    status, result, pytest_output = run(options, out)
+    if result is None:
+        return status
+    out.write(console.render(result, colour=console.use_colour(out), verbose=args.verbose))
+    if args.verbose and pytest_output.strip():
+        out.write("\npytest's own output:\n" + pytest_output)
+    for path, writer in (
+        (args.junit_xml, junit.write),
+        (args.json, json_report.write),
+        (args.html, html.write),
+    ):
+        if path is not None:
+            writer(result, path)
+            out.write(f"report written: {path}\n")
+    out.flush()
+    return status
+
+
+def list_requirements(args: argparse.Namespace, out: TextIO) -> int:
+    from conformance.runner import SUITES, covering_tests
+    from protocol import requirements
+
+    services = [args.service] if args.service else list(SUITES)
+    roles = {role for s in services for role in SUITES[s][1]}
+    if not args.service:
+        roles.add("program")
+    covered = covering_tests(services)
+    rows = [r for r in requirements.catalogue().values() if r.role in roles]
+    if args.json:
+        data = [
+            {
+                "id": r.id,
+                "level": r.level,
+                "role": r.role,
+                "section": r.section,
+                "text": r.text,
+                "tests": covered.get(r.id, []),
+            }
+            for r in rows
+        ]
+        out.write(json.dumps(data, indent=2) + "\n")
+        return 0
+    section = None
+    for r in rows:
+        if r.section != section:
+            section = r.section
+            out.write(f"\n{section}\n")
+        tests = covered.get(r.id, [])
+        if r.role == "program":
+            count = "checked by the project's own tests, not on the wire"
+        else:
+            count = f"{len(tests)} test" + ("" if len(tests) == 1 else "s")
+        out.write(f"  {r.id:<16} {r.level:<6} {r.role:<8} {count}\n")
+        if args.verbose:
+            out.write(f"      {r.text}\n")
+        for nodeid in tests:
+            out.write(f"      {nodeid}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

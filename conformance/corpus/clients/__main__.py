@@ -1,0 +1,50 @@
+"""``python -m conformance.corpus.clients --defect NAME [--timeout S] HOST PORT OP NAME [ENTRY]``.
+
+The argv contract (docs/spec.md section 8): exit 0 on OK, 1 on an ERROR
+answer, 2 on a network failure, 64 for a bad command line or invalid input.
+Put ``--`` before HOST when NAME or ENTRY may start with ``-``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from conformance.corpus.clients.base import EXIT_USAGE
+from conformance.corpus.clients.defects import DEFECTS
+
+PROG = "python -m conformance.corpus.clients"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _Parser(prog=PROG, description="A deliberately broken ABP/1 client.")
+    parser.add_argument("--defect", default="correct", help="which broken client (--list)")
+    parser.add_argument("--list", action="store_true", help="list the defects and exit")
+    parser.add_argument("--timeout", type=float, default=2.0, help="seconds per wait")
+    parser.add_argument("host", nargs="?")
+    parser.add_argument("port", nargs="?")
+    parser.add_argument("op", nargs="?")
+    parser.add_argument("name", nargs="?")
+    parser.add_argument("entry", nargs="?", default="")
+    args = parser.parse_args(argv)
+    if args.list:
+        for d in DEFECTS.values():
+            print(f"{d.name:22} {d.requirement or '-':16} {d.summary}")
+        return 0
+    if args.defect not in DEFECTS:
+        parser.error(f"unknown defect {args.defect!r} (see --list)")
+    if args.name is None or not str(args.port).isdigit():
+        parser.error("usage: HOST PORT OP NAME [ENTRY]")
+    client = DEFECTS[args.defect].client(args.host, int(args.port), args.timeout)
+    return client.run(args.op, args.name, args.entry)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""``python -m conformance.corpus.servers --defect NAME --host H --port P --data DIR``.
+
+Exit status: 0 after SIGTERM/SIGINT (the book is closed cleanly: the
+``flush-on-exit`` defect writes its buffer then), 1 when it cannot listen,
+2 for a bad command line (an unknown defect included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from conformance.corpus.servers.defects import DEFECTS
+from protocol import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_QUIET_PERIOD
+
+PROG = "python -m conformance.corpus.servers"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _listing() -> str:
+    rows = []
+    for d in DEFECTS.values():
+        needs = [*(["--server-cmd"] if d.needs_server_cmd else [])]
+        needs += ["--service counter"] if d.service == "counter" else []
+        rows.append(
+            f"{d.name:26} {' '.join(d.requirements) or '-':16} {d.summary}"
+            + (f"  [needs {', '.join(needs)}]" if needs else "")
+        )
+    return "\n".join(rows)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _Parser(prog=PROG, description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--defect", default="correct", help="which broken server (see --list)")
+    parser.add_argument("--list", action="store_true", help="list the defects and exit")
+    parser.add_argument("--host", default=DEFAULT_HOST)
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    parser.add_argument("--data", type=Path, default=None, help="directory of the book's log")
+    parser.add_argument("--service", choices=("abp", "counter"), default=None)
+    parser.add_argument("--quiet-period", type=float, default=DEFAULT_QUIET_PERIOD)
+    parser.add_argument("--idle-timeout", type=float, default=300.0)
+    args = parser.parse_args(argv)
+    if args.list:
+        print(_listing())
+        return 0
+    chosen = DEFECTS.get(args.defect)
+    if chosen is None:
+        parser.error(f"unknown defect {args.defect!r} (see --list)")
+    try:
+        server = chosen.server(
+            service=args.service or chosen.service,
+            data_dir=args.data,
+            quiet_period=args.quiet_period,
+            idle_timeout=args.idle_timeout,
+        )
+    except OSError as exc:
+        print(f"{PROG}: error: cannot open the book in {args.data}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        asyncio.run(_run(server.serve, args.host, args.port))
+    except OSError as exc:
+        print(f"{PROG}: error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _run(serve: Callable[[str, int], Awaitable[None]], host: str, port: int) -> None:
+    task = asyncio.ensure_future(serve(host, port))
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+if __name__ == "__main__":
+    sys.exit(main())

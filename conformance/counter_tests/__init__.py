@@ -1,0 +1,1 @@
+"""The counter service's conformance tests (docs/spec.md section 7)."""

@@ -1,0 +1,9 @@
+"""The interoperability matrix: every client against every server.
+
+``conformance matrix --config interop.toml`` reads servers (launch commands)
+and clients (argv or menu templates) from ``config``, runs the interop
+``scenarios`` for every pair (``runner``; a recording ``relay`` between each
+client and its server keeps the bytes for the transcript) and shows the
+result as a console matrix, Markdown, JSON or HTML (``reports``). The bundled
+``interop.toml`` pits the reference implementations against the tutorial's.
+"""

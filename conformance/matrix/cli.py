@@ -1,0 +1,142 @@
+"""``conformance matrix``: every client of a config against every server.
+
+Exit status: 0 every scenario of every pair passed; 1 at least one failed
+(the matrix and the failures say which); 2 wrong arguments or an unusable
+config (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn, TextIO
+
+from conformance.matrix import reports
+from conformance.matrix.config import ConfigError, load
+from conformance.matrix.runner import CellResult, run_matrix
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+PROG = "conformance matrix"
+
+EPILOG = """\
+exit status:
+  0  every pair passed every scenario
+  1  some scenario failed for some pair (see the failures below the matrix)
+  2  wrong arguments, or a config that cannot be used (one line on stderr)
+
+with no --config, the bundled interop.toml runs: the reference server and
+client against the tutorial-style ones (they do not all interoperate: exit 1).
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _workers(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1: {text!r}")
+    return int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        description="Run every client against every server of an interop config "
+        "(TOML) and show who interoperates with whom.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", metavar="PATH", help="interop.toml (default: the bundled one)")
+    parser.add_argument("--markdown", metavar="PATH", help="write the matrix as Markdown")
+    parser.add_argument("--json", metavar="PATH", help="write the matrix as JSON")
+    parser.add_argument("--html", metavar="PATH", help="write a self-contained HTML report")
+    parser.add_argument(
+        "--workers",
+        "-n",
+        type=_workers,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="pairs run at once (default: the cores, %(default)s)",
+    )
+    parser.add_argument(
+        "--show-config", action="store_true", help="print the config in use and exit"
+    )
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="no transcripts under the failures"
+    )
+    return parser
+
+
+def _write(path: str, text: str) -> str | None:
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        return f"cannot write {path}: {exc.strerror or exc}"
+    return None
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    out = out if out is not None else sys.stdout
+    args = build_parser().parse_args(argv)
+    try:
+        config = load(args.config)
+    except ConfigError as exc:
+        sys.stderr.write(f"{PROG}: {exc}\n")
+        return EXIT_USAGE
+    if args.show_config:
+        from conformance.matrix.config import bundled_text
+
+        text = bundled_text() if args.config is None else Path(args.config).read_text("utf-8")
+        out.write(text)
+        return EXIT_OK
+    for path in (args.markdown, args.json, args.html):
+        if path and not Path(path).resolve().parent.is_dir():
+            sys.stderr.write(f"{PROG}: cannot write {path}: no such directory\n")
+            return EXIT_USAGE
+
+    total = len(config.clients) * len(config.servers)
+    out.write(
+        f"running {len(config.clients)} clients x {len(config.servers)} servers "
+        f"({total} pairs, {args.workers} at a time)\n"
+    )
+    out.flush()
+    lock = threading.Lock()
+
+    def progress(cell: CellResult) -> None:
+        with lock:
+            out.write(f"  {cell.client} x {cell.server}: {cell.passed}/{cell.total} ")
+            out.write(f"({cell.duration:.1f}s)\n")
+            out.flush()
+
+    started = time.monotonic()
+    cells = run_matrix(config, workers=args.workers, on_cell=progress)
+    duration = time.monotonic() - started
+    code = EXIT_OK if all(cell.ok for cell in cells) else EXIT_FAILED
+    out.write("\n" + reports.console(config, cells, transcripts=not args.quiet))
+    out.write(f"finished in {duration:.1f}s; exit status {code}\n")
+    writers = (
+        (args.markdown, lambda: reports.markdown(config, cells)),
+        (args.json, lambda: reports.dumps(reports.as_json(config, cells, duration, code))),
+        (args.html, lambda: reports.html_report(config, cells)),
+    )
+    for path, render in writers:
+        if not path:
+            continue
+        problem = _write(path, render())
+        if problem:
+            sys.stderr.write(f"{PROG}: {problem}\n")
+            code = EXIT_USAGE
+        else:
+            out.write(f"report written: {path}\n")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

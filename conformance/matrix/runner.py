@@ -1,0 +1,239 @@
+"""Running the matrix: every client against every server, pairs in parallel.
+
+For each pair the server starts fresh on a free port (``ServerProcess``, its
+own ``{tmpdir}``), a recording ``Relay`` sits in front of it, every interop
+scenario runs in turn, and the server is stopped by its PID. A client run is
+killed at the config's timeout and reported as a hang.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from conformance.clientsuite.contracts import MENU_QUIT, menu_script
+from conformance.clientsuite.runner import ClientRun, ClientStartError, LiveProcess, run_client
+from conformance.matrix.config import ClientSpec, MatrixConfig, ServerSpec
+from conformance.matrix.relay import Relay
+from conformance.matrix.scenarios import ERROR, OK, SCENARIOS, InteropScenario, Step
+from conformance.process import ServerProcess, ServerStartError, render, wait_until
+from conformance.wire import Transcript
+
+
+@dataclass
+class ScenarioResult:
+    name: str
+    passed: bool
+    message: str = ""  # why it failed: the step, expected and actual
+    duration: float = 0.0
+    transcript: Transcript = field(default_factory=Transcript)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "passed": self.passed,
+            "message": self.message,
+            "duration": round(self.duration, 3),
+            "transcript": self.transcript.render(),
+            "transcript_records": self.transcript.as_json(),
+        }
+
+
+@dataclass
+class CellResult:
+    client: str
+    server: str
+    scenarios: list[ScenarioResult]
+    duration: float = 0.0
+
+    @property
+    def passed(self) -> int:
+        return sum(1 for s in self.scenarios if s.passed)
+
+    @property
+    def total(self) -> int:
+        return len(self.scenarios)
+
+    @property
+    def ok(self) -> bool:
+        return self.passed == self.total
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "client": self.client,
+            "server": self.server,
+            "passed": self.passed,
+            "total": self.total,
+            "duration": round(self.duration, 3),
+            "scenarios": [s.as_json() for s in self.scenarios],
+        }
+
+
+class StepFailed(Exception):
+    """A step did not behave as the scenario expects; the message says how."""
+
+
+# ------------------------------------------------------------------ judging
+
+
+def _judge(step: Step, run: ClientRun, contract: str, transcript: Transcript) -> None:
+    if run.timed_out:
+        raise StepFailed(f"{step.describe()}: {run.status_text()}")
+    if run.traceback:
+        raise StepFailed(f"{step.describe()}: the client crashed with a traceback")
+    _judge_output(step, run.stdout, run.output, contract, run)
+
+
+def _judge_output(step: Step, stdout: str, output: str, contract: str, run: ClientRun) -> None:
+    if contract == "argv":
+        if step.expect == OK and run.returncode != 0:
+            raise StepFailed(f"{step.describe()}: expected exit 0, got {run.status_text()}")
+        if step.expect == ERROR and run.returncode == 0:
+            raise StepFailed(f"{step.describe()}: expected an error (non-zero exit), got exit 0")
+    else:
+        lowered = output.lower()
+        if step.expect == OK and "ERROR" in output:
+            raise StepFailed(f"{step.describe()}: expected success, the client showed an ERROR")
+        if step.expect == ERROR and "error" not in lowered and "no entry" not in lowered:
+            raise StepFailed(f"{step.describe()}: expected an error or 'no entry' to be shown")
+    if step.shows and step.shows not in stdout:
+        raise StepFailed(f"{step.describe()}: expected the output to show {step.shows!r}")
+    if step.hides and step.hides in stdout:
+        raise StepFailed(f"{step.describe()}: the output shows {step.hides!r}, which it must not")
+
+
+# ------------------------------------------------------------------ running
+
+
+def _argv(spec: ClientSpec, host: str, port: int, step: Step) -> list[str]:
+    op = step.op
+    return render(list(spec.command), host=host, port=port, op=op.op, name=op.name, entry=op.entry)
+
+
+def _run_steps(
+    spec: ClientSpec, relay: Relay, scenario: InteropScenario, timeout: float, tr: Transcript
+) -> None:
+    for step in scenario.steps:
+        tr.note("--", f"step: {step.describe()}")
+        if spec.contract == "argv":
+            argv = _argv(spec, relay.host, relay.port, step)
+            run = run_client(argv, deadline=timeout, transcript=tr)
+        else:
+            argv = render(list(spec.command), host=relay.host, port=relay.port)
+            stdin = menu_script([step.op])
+            run = run_client(argv, deadline=timeout, stdin=stdin, transcript=tr)
+        _judge(step, run, spec.contract, tr)
+
+
+def _run_live(
+    spec: ClientSpec, relay: Relay, scenario: InteropScenario, timeout: float, tr: Transcript
+) -> None:
+    """Menu clients A and B alive at once; each command waits for the server's
+    answer (seen at the relay) before the other client's next command."""
+    argv = render(list(spec.command), host=relay.host, port=relay.port)
+    live: dict[str, LiveProcess] = {}
+    try:
+        for who in dict.fromkeys(step.by for step in scenario.steps):
+            live[who] = LiveProcess(argv)
+            tr.note("cli", f"client {who} started: {' '.join(argv)}")
+        for step in scenario.steps:
+            tr.note("--", f"step: {step.describe()}")
+            before = relay.answers
+            live[step.by].feed(menu_script([step.op], quit_=False))
+            if not wait_until(lambda before=before: relay.answers > before, timeout):
+                raise StepFailed(f"{step.describe()}: no answer reached the client in {timeout:g}s")
+        runs: dict[str, ClientRun] = {}
+        for who, process in live.items():
+            process.feed(MENU_QUIT + "\n")
+            runs[who] = process.finish(timeout)
+            tr.note("cli", f"client {who}:")
+            runs[who].note_in(tr)
+        for step in scenario.steps:
+            run = runs[step.by]
+            if run.timed_out or run.traceback:
+                _judge(step, run, spec.contract, tr)
+            _judge_output(step, run.stdout, run.output, spec.contract, run)
+    finally:
+        for process in live.values():
+            process.kill()
+
+
+def run_scenario(
+    spec: ClientSpec, relay: Relay, scenario: InteropScenario, timeout: float
+) -> ScenarioResult:
+    transcript = Transcript()
+    relay.use(transcript)
+    started = time.monotonic()
+    try:
+        if scenario.live and spec.contract == "menu":
+            _run_live(spec, relay, scenario, timeout, transcript)
+        else:
+            _run_steps(spec, relay, scenario, timeout, transcript)
+    except (StepFailed, ClientStartError) as exc:
+        return ScenarioResult(
+            scenario.name, False, str(exc), time.monotonic() - started, transcript
+        )
+    return ScenarioResult(scenario.name, True, "", time.monotonic() - started, transcript)
+
+
+def run_cell(
+    client: ClientSpec,
+    server: ServerSpec,
+    timeout: float,
+    scenarios: Sequence[InteropScenario] = SCENARIOS,
+) -> CellResult:
+    started = time.monotonic()
+    results: list[ScenarioResult] = []
+    with (
+        tempfile.TemporaryDirectory(prefix="abp-matrix-") as tmpdir,
+        contextlib.ExitStack() as stack,
+    ):
+        command = [word.replace("{tmpdir}", tmpdir) for word in server.command]
+        process = ServerProcess(command)
+        stack.push(process)  # stopped by PID, its stderr file closed, started or not
+        try:
+            process.start()
+        except (ServerStartError, KeyError, ValueError) as exc:
+            why = f"the server did not start: {str(exc).splitlines()[0]}"
+            results = [ScenarioResult(s.name, False, why) for s in scenarios]
+            return CellResult(client.name, server.name, results, time.monotonic() - started)
+        with Relay(process.address, host=process.host) as relay:
+            for scenario in scenarios:
+                result = run_scenario(client, relay, scenario, timeout)
+                if not process.running:
+                    result.passed = False
+                    result.message = "; ".join(filter(None, [result.message, _died(process)]))
+                results.append(result)
+    return CellResult(client.name, server.name, results, time.monotonic() - started)
+
+
+def _died(process: ServerProcess) -> str:
+    status = process.process.returncode if process.process is not None else None
+    lines = [line for line in process.stderr_text().splitlines() if line.strip()]
+    last = f"; its last words: {lines[-1].strip()}" if lines else ""
+    return f"the server exited (status {status}){last}"
+
+
+def run_matrix(
+    config: MatrixConfig,
+    *,
+    workers: int = 2,
+    on_cell: Callable[[CellResult], None] | None = None,
+    scenarios: Sequence[InteropScenario] = SCENARIOS,
+) -> list[CellResult]:
+    """Every (client, server) cell, in config order; pairs run ``workers`` at a time."""
+    pairs = [(c, s) for c in config.clients for s in config.servers]
+
+    def one(pair: tuple[ClientSpec, ServerSpec]) -> CellResult:
+        cell = run_cell(pair[0], pair[1], config.timeout, scenarios)
+        if on_cell is not None:
+            on_cell(cell)
+        return cell
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        return list(pool.map(one, pairs))

@@ -1,0 +1,36 @@
+"""The reports of a conformance run: the result model and its renderers
+(console, JUnit XML, JSON, HTML), and the pytest plugin that gathers it."""
+
+from conformance.reports.collector import ResultCollector
+from conformance.reports.model import (
+    EXIT_FAILED,
+    EXIT_INTERNAL,
+    EXIT_OK,
+    EXIT_USAGE,
+    FAIL,
+    PASS,
+    SKIP,
+    UNTESTED,
+    WARN,
+    RequirementRow,
+    RunResult,
+    TestRecord,
+    classify,
+)
+
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_INTERNAL",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "FAIL",
+    "PASS",
+    "SKIP",
+    "UNTESTED",
+    "WARN",
+    "RequirementRow",
+    "ResultCollector",
+    "RunResult",
+    "TestRecord",
+    "classify",
+]

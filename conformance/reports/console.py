@@ -1,0 +1,163 @@
+"""The console report: progress while the tests run, then the verdict.
+
+After the run: a table of requirements grouped by spec section, then every
+failure and warning explained (the requirement, expected vs actual, the wire
+transcript with relative timestamps), the skipped tests with their reasons,
+and one summary line. Colour only on a terminal, and never with NO_COLOR.
+"""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from collections.abc import Callable
+from typing import TextIO
+
+from conformance.reports.model import (
+    FAIL,
+    PASS,
+    SKIP,
+    UNTESTED,
+    WARN,
+    RunResult,
+    TestRecord,
+)
+from conformance.reports.text import printable
+
+_COLOURS = {PASS: "32", FAIL: "31;1", WARN: "33;1", SKIP: "36", UNTESTED: "35"}
+_MARKS = {PASS: ".", FAIL: "F", WARN: "W", SKIP: "s"}
+
+
+def use_colour(stream: TextIO) -> bool:
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+class Painter:
+    def __init__(self, colour: bool) -> None:
+        self.colour = colour
+
+    def status(self, status: str, width: int = 0) -> str:
+        text = status.ljust(width)
+        if not self.colour or status not in _COLOURS:
+            return text
+        return f"\x1b[{_COLOURS[status]}m{text}\x1b[0m"
+
+    def bold(self, text: str) -> str:
+        return f"\x1b[1m{text}\x1b[0m" if self.colour else text
+
+
+class Progress:
+    """``[ 37/72]`` rewritten in place on a terminal; a line of marks otherwise."""
+
+    def __init__(self, stream: TextIO, total: Callable[[], int], tty: bool | None = None) -> None:
+        self.stream = stream
+        self.total = total
+        self.tty = bool(stream.isatty()) if tty is None else tty
+        self.done = 0
+        self.counts = {PASS: 0, FAIL: 0, WARN: 0, SKIP: 0}
+        self._column = 0
+
+    def update(self, record: TestRecord) -> None:
+        self.done += 1
+        self.counts[record.outcome] = self.counts.get(record.outcome, 0) + 1
+        if self.tty:
+            total = max(self.total(), self.done)
+            width = len(str(total))
+            bad = self.counts[FAIL] + self.counts[WARN]
+            tail = f"  {bad} failing" if bad else ""
+            self.stream.write(f"\r[{self.done:>{width}}/{total}]{tail}")
+        else:
+            self.stream.write(_MARKS.get(record.outcome, "?"))
+            self._column += 1
+            if self._column == 72:
+                self.stream.write("\n")
+                self._column = 0
+        self.stream.flush()
+
+    def finish(self) -> None:
+        if self.tty or self._column:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _indent(text: str, prefix: str = "    ") -> str:
+    return textwrap.indent(printable(text), prefix, lambda _: True)
+
+
+def _explain(record: TestRecord, paint: Painter, verbose: bool) -> list[str]:
+    rid = record.failed_requirement or " ".join(record.requirements) or "(no requirement)"
+    lines = [
+        "",
+        f"{paint.status(record.outcome)} {paint.bold(rid)}  {record.nodeid}",
+        _indent(record.message or "(no message)"),
+    ]
+    if record.transcript:
+        lines += ["  transcript (time since the test began, connection, >> sent << received):"]
+        lines.append(_indent(record.transcript))
+    if verbose and record.details:
+        lines += ["  pytest's report:", _indent(record.details)]
+    return lines
+
+
+def render(result: RunResult, *, colour: bool = False, verbose: bool = False) -> str:
+    paint = Painter(colour)
+    rows = result.requirement_rows()
+    out: list[str] = []
+    section = None
+    for row in rows:
+        if row.section != section:
+            section = row.section
+            out += ["", paint.bold(section or "Other")]
+        count = f"{len(row.tests)} test" + ("" if len(row.tests) == 1 else "s")
+        if row.status == UNTESTED:
+            count = "no test in this run"
+        out.append(f"  {row.id:<16} {row.level:<6}  {paint.status(row.status, 8)} {count}")
+        if verbose:
+            out.extend(f"      {nodeid}" for nodeid in row.tests)
+
+    bad = [r for r in result.sorted_records() if r.outcome in (FAIL, WARN)]
+    if bad:
+        out += ["", paint.bold("Failures and warnings")]
+        for record in bad:
+            out += _explain(record, paint, verbose)
+
+    skipped: dict[str, list[TestRecord]] = {}
+    for record in result.sorted_records():
+        if record.outcome == SKIP:
+            skipped.setdefault(record.skip_reason or "no reason given", []).append(record)
+    if skipped:
+        out += ["", paint.bold("Skipped")]
+        for reason, records in skipped.items():
+            ids = sorted({rid for r in records for rid in r.requirements})
+            out.append(f"  {len(records)} test(s) of {' '.join(ids) or '-'}: {printable(reason)}")
+            if verbose:
+                out.extend(f"      {r.nodeid}" for r in records)
+
+    if result.warnings and verbose:
+        out += ["", paint.bold("Python warnings raised by the tests")]
+        out.extend(f"  {printable(w)}" for w in result.warnings)
+
+    s = result.summary()
+    out += [
+        "",
+        f"{s['tests']} tests: {s['passed']} passed, {s['failed']} failed, "
+        f"{s['warned']} warned, {s['skipped']} skipped in {result.duration:.1f}s",
+        verdict_line(result, paint),
+    ]
+    return "\n".join(out) + "\n"
+
+
+def verdict_line(result: RunResult, paint: Painter) -> str:
+    s = result.summary()
+    if s["failed"]:
+        why = "a MUST requirement is broken"
+    elif s["warned"] and result.strict:
+        why = "a SHOULD requirement is broken (--strict)"
+    elif s["warned"]:
+        why = "every MUST requirement is met; SHOULD warnings above"
+    else:
+        why = "every requirement tested is met"
+    return f"verdict: {paint.status(result.verdict())} ({why})"

@@ -1,0 +1,192 @@
+"""The result of a conformance run, independent of how it is shown.
+
+One ``TestRecord`` per test; a ``RunResult`` aggregates them by requirement
+and decides the verdict. The rules, in one place:
+
+- a test that failed is FAIL, unless the requirement it broke is a SHOULD
+  (the ID of a ``RequirementFailed``, or, when the failure names none, every
+  requirement of the test is a SHOULD): then it is WARN;
+- a requirement's status is the worst of its tests': FAIL beats WARN beats
+  PASS beats SKIP;
+- the exit status is 1 when a test is FAIL (or WARN with ``strict``), else 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from protocol import requirements
+
+PASS, FAIL, WARN, SKIP = "PASS", "FAIL", "WARN", "SKIP"
+UNTESTED = "UNTESTED"  # a requirement of the role under test that no test of the run covers
+OUTCOMES = (PASS, FAIL, WARN, SKIP)
+_SEVERITY = {SKIP: 0, PASS: 1, WARN: 2, FAIL: 3}
+_STRENGTH = {"MUST": 3, "MAY": 2, "SHOULD": 1}  # a MAY is judged in its MUST form
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+def level_of(requirement_id: str) -> str | None:
+    try:
+        return requirements.get(requirement_id).level
+    except KeyError:
+        return None
+
+
+def strongest_level(requirement_ids: list[str]) -> str:
+    """The binding level of a test: its strongest requirement (MUST for none)."""
+    levels = [lvl for lvl in map(level_of, requirement_ids) if lvl is not None]
+    return max(levels, key=_STRENGTH.__getitem__) if levels else "MUST"
+
+
+def classify(
+    *, failed: bool, skipped: bool, requirement_ids: list[str], failed_requirement: str | None
+) -> str:
+    """PASS, FAIL, WARN or SKIP for a test, from what pytest saw."""
+    if failed:
+        broken = level_of(failed_requirement) if failed_requirement else None
+        if broken is None:
+            broken = strongest_level(requirement_ids)
+        return WARN if broken == "SHOULD" else FAIL
+    return SKIP if skipped else PASS
+
+
+def worst(outcomes: list[str]) -> str:
+    return max(outcomes, key=_SEVERITY.__getitem__) if outcomes else UNTESTED
+
+
+@dataclass
+class TestRecord:
+    """One test of the run."""
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    nodeid: str
+    requirements: list[str]
+    outcome: str
+    name: str = ""
+    level: str = ""
+    message: str = ""  # why it failed: the requirement, expected vs actual
+    failed_requirement: str | None = None
+    details: str = ""  # pytest's full failure text, for -v
+    skip_reason: str = ""
+    transcript: str = ""  # rendered, one line per record, bytes escaped
+    transcript_records: list[dict[str, Any]] = field(default_factory=list)
+    duration: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            self.name = self.nodeid.rpartition("::")[2] or self.nodeid
+        if not self.level:
+            self.level = strongest_level(self.requirements)
+
+    @property
+    def judged(self) -> list[str]:
+        """The requirements this test speaks about: its markers, and the one it
+        found broken when that is another (e.g. the health probe's)."""
+        ids = list(self.requirements)
+        if self.failed_requirement and self.failed_requirement not in ids:
+            ids.append(self.failed_requirement)
+        return ids
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class RequirementRow:
+    id: str
+    level: str
+    role: str
+    section: str
+    text: str
+    status: str
+    tests: list[str]
+
+
+@dataclass
+class RunResult:
+    records: list[TestRecord]
+    target: dict[str, Any] = field(default_factory=dict)
+    started: str = ""  # ISO 8601, UTC
+    duration: float = 0.0
+    strict: bool = False
+    roles: tuple[str, ...] = ("server",)  # whose requirements this run judges
+    complete: bool = True  # no selection: list the role's untested requirements too
+    warnings: list[str] = field(default_factory=list)  # Python warnings raised by tests
+
+    def summary(self) -> dict[str, int]:
+        counts = {outcome: 0 for outcome in OUTCOMES}
+        for record in self.records:
+            counts[record.outcome] += 1
+        return {
+            "tests": len(self.records),
+            "passed": counts[PASS],
+            "failed": counts[FAIL],
+            "warned": counts[WARN],
+            "skipped": counts[SKIP],
+        }
+
+    def requirement_rows(self) -> list[RequirementRow]:
+        """One row per requirement judged (in spec order), with its status."""
+        tests: dict[str, list[TestRecord]] = {}
+        for record in self.records:
+            for rid in record.judged:
+                tests.setdefault(rid, []).append(record)
+        rows = []
+        for rid, req in requirements.catalogue().items():
+            covering = tests.pop(rid, [])
+            if not covering and not (self.complete and req.role in self.roles):
+                continue
+            rows.append(
+                RequirementRow(
+                    rid,
+                    req.level,
+                    req.role,
+                    req.section,
+                    req.text,
+                    worst([r.outcome for r in covering]),
+                    sorted(r.nodeid for r in covering),
+                )
+            )
+        for rid, covering in sorted(tests.items()):  # not in the spec (plain pytest use)
+            outcome = worst([r.outcome for r in covering])
+            rows.append(
+                RequirementRow(rid, "?", "?", "?", "", outcome, [r.nodeid for r in covering])
+            )
+        return rows
+
+    def exit_code(self) -> int:
+        outcomes = {record.outcome for record in self.records}
+        if FAIL in outcomes or (self.strict and WARN in outcomes):
+            return EXIT_FAILED
+        return EXIT_OK
+
+    def verdict(self) -> str:
+        return "PASS" if self.exit_code() == EXIT_OK else "FAIL"
+
+    def sorted_records(self) -> list[TestRecord]:
+        """Records in spec order of their first requirement, then by test id."""
+        order = {rid: n for n, rid in enumerate(requirements.catalogue())}
+        return sorted(
+            self.records,
+            key=lambda r: (
+                min((order.get(i, len(order)) for i in r.judged), default=len(order)),
+                r.nodeid,
+            ),
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "started": self.started,
+            "duration": round(self.duration, 3),
+            "strict": self.strict,
+            "verdict": self.verdict(),
+            "exit_code": self.exit_code(),
+            "summary": self.summary(),
+            "requirements": [asdict(row) for row in self.requirement_rows()],
+            "tests": [r.as_json() for r in sorted(self.records, key=lambda r: r.nodeid)],
+            "warnings": self.warnings,
+        }

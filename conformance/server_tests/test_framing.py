@@ -1,0 +1,494 @@
+"""Section 2 of docs/spec.md: Encoding and framing.
+
+Raw bytes on a line-framed connection, always (``abp.raw()``): these tests
+judge the framing itself, so a server that only handles the tutorial's
+framing fails them, quickly. Requests are built by the protocol package and
+then cut, split, stretched or corrupted on purpose.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from conformance.expect import fail
+from conformance.raw import ANY_OK, RawConnection, Unterminated, content
+from conformance.session import ServerSession
+from conformance.wire import WireClosed, WireError
+from protocol import (
+    INVALID_UTF8,
+    MALFORMED_REQUEST,
+    MAX_REQUEST_LINE,
+    REQUEST_TOO_LONG,
+    Add,
+    Error,
+    Find,
+    Ok,
+    Remove,
+    encode_request,
+    encode_response,
+    no_entry,
+    unrecognised,
+)
+
+TOO_LONG = Error(REQUEST_TOO_LONG)
+MALFORMED = Error(MALFORMED_REQUEST)
+NOT_UTF8 = Error(INVALID_UTF8)
+
+
+def crlf(line: bytes) -> bytes:
+    """The same request terminated by CRLF."""
+    return line[:-1] + b"\r\n"
+
+
+def unterminated(line: bytes) -> bytes:
+    """The same request with no terminator, as the tutorial's client sends it."""
+    return line[:-1]
+
+
+def add_line_of_size(name: str, size: int) -> tuple[bytes, str]:
+    """An ``add`` line of exactly ``size`` bytes (LF excluded), ending with a
+    multi-byte character, and its entry."""
+    prefix = len(encode_request(Add(name, ""))) - 1
+    filler = size - prefix - len("€".encode())
+    entry = "x" * filler + "€"
+    line = encode_request(Add(name, entry))
+    assert len(line) == size + 1
+    return line, entry
+
+
+def send_trickle(abp: ServerSession, conn: RawConnection, data: bytes, chunks: list[int]) -> None:
+    """Send ``data`` cut at ``chunks`` (sizes), pausing between pieces with a
+    short bounded read that must stay silent: no answer to a partial request."""
+    pos = 0
+    for size in chunks:
+        conn.send(data[pos : pos + size])
+        pos += size
+        if pos < len(data) and b"\n" not in data[:pos]:
+            early = conn.quiet_for(0.002)
+            if early:
+                fail(
+                    "ABP-FRAME-4",
+                    "the server answered before the request was complete",
+                    expected=b"",
+                    actual=early,
+                    transcript=abp.transcript,
+                )
+    assert pos == len(data)
+
+
+# ---------------------------------------------------------------- ABP-FRAME-1
+
+
+@pytest.mark.requirement("ABP-FRAME-1", "ABP-RESP-3")
+def test_every_answer_is_exactly_one_lf_terminated_line(abp: ServerSession) -> None:
+    """ABP-FRAME-1: "Every response MUST be exactly one line terminated by LF,
+    and a server MUST send exactly one response per request." One request of
+    each kind, pipelined, then a sentinel: every answer in its place."""
+    name, missing, sentinel = abp.name(), abp.name("missing"), abp.name("sentinel")
+    cases: list[tuple[bytes, object]] = [
+        (encode_request(Add(name, "a b")), ANY_OK),
+        (encode_request(Find(name)), Ok("a b")),
+        (encode_request(Add(name, "")), ANY_OK),
+        (encode_request(Find(name)), Ok("")),
+        (encode_request(Remove(name)), ANY_OK),
+        (encode_request(Find(missing)), no_entry(missing)),
+        (encode_request(Remove(missing)), no_entry(missing)),
+        (b"xyz:" + name.encode() + b"\n", unrecognised("xyz")),
+        (b"no colon here\n", MALFORMED),
+        (b"fnd:\n", MALFORMED),
+        (b"fnd:\xff\n", NOT_UTF8),
+        (b"fnd:a\x00b\n", MALFORMED),
+        (encode_request(Find(sentinel)), no_entry(sentinel)),
+    ]
+    conn = abp.raw()
+    conn.send(b"".join(line for line, _ in cases))
+    abp.expect_lines(
+        "ABP-FRAME-1",
+        conn,
+        [want for _, want in cases],  # type: ignore[misc]
+        "one answer line per request, in order",
+    )
+    extra = conn.quiet_for(0.05)
+    if extra:
+        fail(
+            "ABP-FRAME-1",
+            "bytes arrived after the answer to the last request",
+            expected=b"",
+            actual=extra,
+            transcript=abp.transcript,
+        )
+    abp.probe()
+
+
+@pytest.mark.requirement("ABP-FRAME-1")
+def test_answer_line_holds_no_stray_cr_or_second_line(abp: ServerSession) -> None:
+    """ABP-FRAME-1: "Every response MUST be exactly one line terminated by LF":
+    an entry holding the characters other software takes for line breaks
+    (VT, FF, NEL, U+2028, U+2029) comes back as one line."""
+    name = abp.name()
+    entry = "a\x0bb\x0cc\x85d\u2028e\u2029f\x1cg"
+    conn = abp.raw()
+    conn.send(encode_request(Add(name, entry)) + encode_request(Find(name)))
+    abp.expect_lines("ABP-FRAME-1", conn, [ANY_OK, Ok(entry)], "line breaks other than LF")
+
+
+# ---------------------------------------------------------------- ABP-FRAME-3
+
+
+@pytest.mark.requirement("ABP-FRAME-3")
+def test_crlf_terminator_is_not_part_of_the_request(abp: ServerSession) -> None:
+    """ABP-FRAME-3: "A server MUST accept both LF and CRLF as the terminator of
+    a request; a CR right before the LF is not part of the request." """
+    name = abp.name()
+    conn = abp.raw()
+    conn.send(crlf(encode_request(Add(name, "telnet"))))
+    abp.expect_lines("ABP-FRAME-3", conn, [ANY_OK], "add terminated by CRLF")
+    conn.send(encode_request(Find(name)))
+    abp.expect_lines(
+        "ABP-FRAME-3", conn, [Ok("telnet")], "the CR of CRLF was stored as part of the entry"
+    )
+    conn.send(crlf(encode_request(Find(name))))
+    abp.expect_lines(
+        "ABP-FRAME-3", conn, [Ok("telnet")], "fnd terminated by CRLF: CR taken as part of NAME"
+    )
+
+
+@pytest.mark.requirement("ABP-FRAME-3")
+def test_lf_and_crlf_requests_mixed_in_one_pipeline(abp: ServerSession) -> None:
+    """ABP-FRAME-3: "A server MUST accept both LF and CRLF as the terminator of
+    a request" on one connection, alternating."""
+    names = [abp.name() for _ in range(6)]
+    data = b"".join(
+        (crlf if i % 2 else bytes)(encode_request(Add(n, f"v{i}"))) for i, n in enumerate(names)
+    ) + b"".join((bytes if i % 2 else crlf)(encode_request(Find(n))) for i, n in enumerate(names))
+    conn = abp.raw()
+    conn.send(data)
+    abp.expect_lines(
+        "ABP-FRAME-3",
+        conn,
+        [ANY_OK] * 6 + [Ok(f"v{i}") for i in range(6)],
+        "LF and CRLF alternating",
+    )
+
+
+# ---------------------------------------------------------------- ABP-FRAME-4
+
+
+@pytest.mark.requirement("ABP-FRAME-4")
+def test_request_sent_one_byte_at_a_time(abp: ServerSession) -> None:
+    """ABP-FRAME-4: "A server MUST NOT depend on how the bytes of a request are
+    split into TCP segments: a request that arrives one byte at a time gets
+    the same response as one that arrives whole." """
+    name = abp.name("trickle")
+    entry = "é😀,: x"
+    conn = abp.raw()
+    add = encode_request(Add(name, entry))
+    send_trickle(abp, conn, add, [1] * len(add))
+    abp.expect_lines("ABP-FRAME-4", conn, [ANY_OK], "add sent one byte at a time")
+    find = encode_request(Find(name))
+    send_trickle(abp, conn, find, [1] * len(find))
+    abp.expect_lines("ABP-FRAME-4", conn, [Ok(entry)], "fnd sent one byte at a time")
+
+
+@pytest.mark.requirement("ABP-FRAME-4", "ABP-FRAME-3")
+def test_cr_and_lf_of_crlf_in_separate_segments(abp: ServerSession) -> None:
+    """ABP-FRAME-4: "A server MUST NOT depend on how the bytes of a request are
+    split into TCP segments", even between the CR and the LF of a CRLF."""
+    name = abp.name()
+    conn = abp.raw()
+    line = crlf(encode_request(Add(name, "split")))
+    send_trickle(abp, conn, line, [len(line) - 1, 1])
+    abp.expect_lines("ABP-FRAME-4", conn, [ANY_OK], "add with CR and LF in two segments")
+    conn.send(encode_request(Find(name)))
+    abp.expect_lines("ABP-FRAME-4", conn, [Ok("split")], "the CR was kept in the entry")
+
+
+@pytest.mark.requirement("ABP-FRAME-4")
+def test_pipelined_requests_split_at_random_points(abp: ServerSession) -> None:
+    """ABP-FRAME-4: "A server MUST NOT depend on how the bytes of a request are
+    split into TCP segments": ten requests cut at random places (seeded by
+    --seed), multi-byte characters included."""
+    rng = random.Random(abp.target.seed)
+    names = [abp.name("split") for _ in range(5)]
+    entries = [f"ü{i}:,€𝄞" for i in range(5)]
+    data = b"".join(encode_request(Add(n, e)) for n, e in zip(names, entries, strict=True))
+    data += b"".join(encode_request(Find(n)) for n in names)
+    cuts = sorted(rng.sample(range(1, len(data)), 12))
+    chunks = [b - a for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
+    conn = abp.raw()
+    for piece_start, size in zip([0, *cuts], chunks, strict=True):
+        conn.send(data[piece_start : piece_start + size])
+        conn.quiet_for(0.002)  # let each piece leave as its own segment
+    abp.expect_lines(
+        "ABP-FRAME-4",
+        conn,
+        [ANY_OK] * 5 + [Ok(e) for e in entries],
+        f"requests cut at {cuts}",
+    )
+
+
+# ------------------------------------------------------- ABP-FRAME-5, -6
+
+
+@pytest.mark.requirement("ABP-FRAME-5")
+def test_unterminated_request_is_answered_at_half_close_then_closed(abp: ServerSession) -> None:
+    """ABP-FRAME-5: "A server MUST treat buffered bytes that hold no LF as one
+    complete request when the client half-closes its side of the connection,
+    answer it, and then close." """
+    name = abp.name("legacy")
+    conn = abp.raw()
+    conn.send(unterminated(encode_request(Add(name, "tutorial client"))))
+    conn.shutdown_write()
+    abp.expect_lines("ABP-FRAME-5", conn, [ANY_OK], "unterminated add, then half-close")
+    if not conn.is_closed(abp.target.timeout):
+        fail(
+            "ABP-FRAME-5",
+            "after answering the half-closed client, the server did not close",
+            transcript=abp.transcript,
+        )
+    abp.expect("ABP-FRAME-5", Find(name), Ok("tutorial client"), "the unterminated add was lost")
+
+
+@pytest.mark.requirement("ABP-FRAME-5", "ABP-FRAME-1")
+def test_half_close_answers_complete_and_unterminated_lines_then_closes(
+    abp: ServerSession,
+) -> None:
+    """ABP-FRAME-5: "... answer it, and then close": a complete line and an
+    unterminated one before the half-close get two answers, nothing more."""
+    first, second = abp.name(), abp.name()
+    conn = abp.raw()
+    conn.send(encode_request(Find(first)) + unterminated(encode_request(Find(second))))
+    conn.shutdown_write()
+    abp.expect_lines(
+        "ABP-FRAME-5", conn, [no_entry(first), no_entry(second)], "two lookups then half-close"
+    )
+    try:
+        rest = conn.read_until_closed(abp.target.timeout)
+    except WireError:
+        fail("ABP-FRAME-5", "the server did not close after answering", transcript=abp.transcript)
+    if rest:
+        fail(
+            "ABP-FRAME-5",
+            "bytes after the last answer (an empty request answered?)",
+            expected=b"",
+            actual=rest,
+            transcript=abp.transcript,
+        )
+
+
+@pytest.mark.requirement("ABP-FRAME-5", "ABP-FRAME-1")
+def test_half_close_after_a_complete_line_sends_one_answer(abp: ServerSession) -> None:
+    """ABP-FRAME-5 and ABP-FRAME-1: "exactly one response per request": a
+    half-close with no unterminated bytes is no extra (empty) request."""
+    name = abp.name()
+    conn = abp.raw()
+    conn.send(encode_request(Find(name)))
+    conn.shutdown_write()
+    abp.expect_lines("ABP-FRAME-5", conn, [no_entry(name)], "one lookup then half-close")
+    try:
+        rest = conn.read_until_closed(abp.target.timeout)
+    except WireError:
+        fail("ABP-FRAME-5", "the server did not close after answering", transcript=abp.transcript)
+    if rest:
+        fail(
+            "ABP-FRAME-1",
+            "an answer with no request: the half-close was taken for an empty request",
+            expected=b"",
+            actual=rest,
+            transcript=abp.transcript,
+        )
+
+
+@pytest.mark.requirement("ABP-FRAME-6")
+def test_unterminated_request_is_answered_after_the_quiet_period(abp: ServerSession) -> None:
+    """ABP-FRAME-6: "A server MUST treat buffered bytes that hold no LF as one
+    complete request when no further byte arrives within the quiet period
+    (default 100 ms; configurable), and answer it." """
+    name = abp.name("quiet")
+    conn = abp.raw()
+    conn.send(unterminated(encode_request(Add(name, "waits for the answer"))))
+    abp.expect_lines("ABP-FRAME-6", conn, [ANY_OK], "unterminated add, the client waits")
+    conn.send(unterminated(encode_request(Find(name))))
+    abp.expect_lines(
+        "ABP-FRAME-6", conn, [Ok("waits for the answer")], "unterminated fnd on the same link"
+    )
+    conn.send(encode_request(Find(name)))
+    abp.expect_lines(
+        "ABP-CONN-1",
+        conn,
+        [Ok("waits for the answer")],
+        "after a quiet-period request, an LF request on the same connection",
+    )
+
+
+# ---------------------------------------------------- ABP-FRAME-9 .. -11
+
+
+@pytest.mark.requirement("ABP-FRAME-9")
+@pytest.mark.parametrize("terminator", ["LF", "CRLF"])
+def test_request_line_of_4096_bytes_is_accepted(abp: ServerSession, terminator: str) -> None:
+    """ABP-FRAME-9: "A server MUST accept request lines of up to 4096 bytes,
+    the terminator excluded." The line ends with a 3-byte character."""
+    name = abp.name("max")
+    line, entry = add_line_of_size(name, MAX_REQUEST_LINE)
+    conn = abp.raw()
+    conn.send(crlf(line) if terminator == "CRLF" else line)
+    abp.expect_lines("ABP-FRAME-9", conn, [ANY_OK], f"a 4096-byte add line + {terminator}")
+    conn.send(encode_request(Find(name)))
+    abp.expect_lines("ABP-FRAME-9", conn, [Ok(entry)], "the 4096-byte line's entry, read back")
+
+
+@pytest.mark.requirement("ABP-FRAME-9", "ABP-RESP-4")
+def test_lookup_line_of_4096_bytes_is_accepted(abp: ServerSession) -> None:
+    """ABP-FRAME-9: "A server MUST accept request lines of up to 4096 bytes":
+    a 4096-byte ``fnd`` of a long name that has no entry."""
+    name = abp.name("long")
+    name += "y" * (MAX_REQUEST_LINE - len(encode_request(Find(name))) + 1)
+    line = encode_request(Find(name))
+    assert len(line) == MAX_REQUEST_LINE + 1
+    conn = abp.raw()
+    conn.send(line)
+    abp.expect_lines("ABP-FRAME-9", conn, [no_entry(name)], "a 4096-byte fnd line")
+
+
+@pytest.mark.requirement("ABP-FRAME-10", "ABP-FRAME-11")
+@pytest.mark.parametrize("size", [MAX_REQUEST_LINE + 1, 3 * MAX_REQUEST_LINE, 100_000])
+def test_request_line_over_4096_bytes_is_refused(abp: ServerSession, size: int) -> None:
+    """ABP-FRAME-10: "A server MUST answer a request line longer than 4096
+    bytes with `ERROR: Request too long`, once per such line." Then
+    ABP-FRAME-11: closed, or the next request answered normally."""
+    name = abp.name("long")
+    line, _ = add_line_of_size(name, size)
+    sentinel = abp.name("after")
+    conn = abp.raw("ABP-FRAME-10")
+    try:
+        conn.send(line + encode_request(Find(sentinel)))
+    except WireClosed:
+        pass  # it may close after the error (ABP-FRAME-11); the answer is still due
+    abp.expect_lines("ABP-FRAME-10", conn, [TOO_LONG], f"a {size}-byte request line")
+    check_usable_or_closed(abp, conn, sentinel)
+    abp.expect("ABP-FRAME-10", Find(name), no_entry(name), "the over-long add was stored")
+    abp.probe()
+
+
+@pytest.mark.requirement("ABP-FRAME-11")
+def test_rest_of_a_long_line_is_discarded_not_answered(abp: ServerSession) -> None:
+    """ABP-FRAME-11: "After `ERROR: Request too long` a server MAY close the
+    connection; if it keeps it open, it MUST discard the rest of the long line
+    and answer the following requests normally." The long line's tail looks
+    like requests; none of them may be answered."""
+    decoy = abp.name("decoy")
+    tail = b"".join(unterminated(encode_request(Add(decoy, "no"))) + b"\r" for _ in range(3))
+    line = b"fnd:" + b"z" * (MAX_REQUEST_LINE + 10) + b"\r" + tail + b"\n"
+    sentinel = abp.name("after")
+    conn = abp.raw("ABP-FRAME-11")
+    try:
+        conn.send(line + encode_request(Find(sentinel)))
+    except WireClosed:
+        pass
+    abp.expect_lines("ABP-FRAME-10", conn, [TOO_LONG], "a long line with a request-like tail")
+    check_usable_or_closed(abp, conn, sentinel)
+    abp.expect("ABP-FRAME-11", Find(decoy), no_entry(decoy), "the long line's tail was obeyed")
+    abp.probe()
+
+
+def check_usable_or_closed(abp: ServerSession, conn: RawConnection, sentinel: str) -> None:
+    """ABP-FRAME-11: after `Request too long`, end of stream, or the answer to
+    the next request (and nothing in between)."""
+    try:
+        line = conn.read_line()
+    except WireClosed:
+        return  # closed: allowed
+    except Unterminated as exc:
+        fail(
+            "ABP-FRAME-1",
+            "after `Request too long`, an answer with no LF",
+            actual=exc.partial,
+            transcript=abp.transcript,
+        )
+    except WireError as exc:
+        fail(
+            "ABP-FRAME-11",
+            f"after `Request too long` the connection neither closed nor answered ({exc})",
+            transcript=abp.transcript,
+        )
+    if content(line) != content(encode_request_answer(sentinel)):
+        fail(
+            "ABP-FRAME-11",
+            "kept open after `Request too long`, but the next request was not answered "
+            "normally (the rest of the long line was not discarded?)",
+            expected=encode_request_answer(sentinel),
+            actual=line,
+            transcript=abp.transcript,
+        )
+
+
+def encode_request_answer(missing: str) -> bytes:
+    """The answer line to ``fnd`` of a name that has no entry."""
+    return encode_response(no_entry(missing))
+
+
+# ------------------------------------------------------ ABP-FRAME-12, -13
+
+
+INVALID_UTF8_LINES = {
+    "lone 0xFF": b"\xff",
+    "lone continuation byte": b"\x80",
+    "truncated 2-byte sequence": b"\xc3",
+    "truncated 3-byte sequence mid-line": b"\xe2\x82x",
+    "overlong '/'": b"\xc0\xaf",
+    "UTF-16 surrogate": b"\xed\xa0\x80",
+    "beyond U+10FFFF": b"\xf4\x90\x80\x80",
+    "Latin-1 e-acute": b"caf\xe9",
+}
+
+
+@pytest.mark.requirement("ABP-FRAME-12", "ABP-CONN-3")
+@pytest.mark.parametrize("junk", INVALID_UTF8_LINES.values(), ids=INVALID_UTF8_LINES.keys())
+def test_invalid_utf8_is_refused_and_the_connection_stays_usable(
+    abp: ServerSession, junk: bytes
+) -> None:
+    """ABP-FRAME-12: "A server MUST answer a request line that is not valid
+    UTF-8 with `ERROR: Invalid UTF-8` and keep the connection usable." """
+    name = abp.name()
+    conn = abp.raw()
+    conn.send(b"add:" + name.encode() + b"," + junk + b"\n")
+    abp.expect_lines("ABP-FRAME-12", conn, [NOT_UTF8], "an add whose entry is not UTF-8")
+    conn.send(b"fnd:" + junk + b"\n" + encode_request(Find(name)))
+    abp.expect_lines(
+        "ABP-FRAME-12",
+        conn,
+        [NOT_UTF8, no_entry(name)],
+        "after `Invalid UTF-8` the connection must stay usable (and nothing stored)",
+    )
+    abp.probe()
+
+
+NUL_LINES = {
+    "in the name": b"fnd:ab\x00cd",
+    "in the entry": b"add:NAME,ab\x00cd",
+    "in the command": b"f\x00nd:NAME",
+    "alone": b"\x00",
+    "at the end": b"fnd:NAME\x00",
+}
+
+
+@pytest.mark.requirement("ABP-FRAME-13", "ABP-CONN-3")
+@pytest.mark.parametrize("line", NUL_LINES.values(), ids=NUL_LINES.keys())
+def test_nul_byte_is_refused_and_the_connection_stays_usable(
+    abp: ServerSession, line: bytes
+) -> None:
+    """ABP-FRAME-13: "A server MUST answer a request line that holds a NUL byte
+    with `ERROR: Malformed request` and keep the connection usable." """
+    name = abp.name()
+    conn = abp.raw()
+    conn.send(line.replace(b"NAME", name.encode()) + b"\n" + encode_request(Find(name)))
+    abp.expect_lines(
+        "ABP-FRAME-13",
+        conn,
+        [MALFORMED, no_entry(name)],
+        "a line holding NUL, then a lookup on the same connection",
+    )
+    abp.probe()

@@ -1,0 +1,289 @@
+"""``abp-client``: the command line, and the only place that picks exit codes.
+
+Exit codes (documented elsewhere in the project; keep the numbers):
+0 OK, 1 an ``ERROR`` answer, 2 a network or protocol failure, 64 a usage
+error or invalid input (nothing was sent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from protocol.escape import EscapeError, escape, unescape
+from reference_client.address import AddressError, resolve_address
+from reference_client.menu import Shell
+from reference_client.operations import InvalidInput, answer_text, is_error, make_request
+from reference_client.session import NetworkError, Session
+from reference_client.trace import Tracer
+
+EXIT_OK = 0
+EXIT_ERROR_ANSWER = 1
+EXIT_NETWORK = 2
+EXIT_USAGE = 64  # EX_USAGE of sysexits.h
+EXIT_INTERRUPTED = 130
+
+PROG = "abp-client"
+
+EPILOG = """\
+exit status:
+  0   OK answer (raw: the exchange ran; shell: quit or end of input)
+  1   ERROR answer from the server (the error line goes to stderr)
+  2   network or protocol failure: connection refused, timeout, reset,
+      connection closed before an answer, or a malformed answer
+  64  usage error or invalid input (nothing was sent)
+  130 interrupted (Ctrl-C)
+
+environment:
+  ABP_HOST, ABP_PORT  default server address (else 127.0.0.1:2007);
+                      --server, --host and --port win over them
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the project's usage exit code and a one-line message."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    if not text.isascii() or not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number: {text!r}")
+    return int(text)
+
+
+def _common_options(defaults: bool) -> _Parser:
+    """Options valid before and after the subcommand. After it they default to
+    SUPPRESS, so that a value given before the subcommand is not overwritten."""
+    parent = _Parser(add_help=False, allow_abbrev=False)
+
+    def default(value: object) -> object:
+        return value if defaults else argparse.SUPPRESS
+
+    group = parent.add_argument_group("connection options")
+    group.add_argument(
+        "--server",
+        metavar="HOST:PORT",
+        default=default(None),
+        help="server address: name, IPv4 or [IPv6], with :PORT (default from "
+        "ABP_HOST/ABP_PORT, else 127.0.0.1:2007)",
+    )
+    group.add_argument("--host", default=default(None), help="server host (overrides --server)")
+    group.add_argument("--port", default=default(None), help="server port (overrides --server)")
+    group.add_argument(
+        "--timeout",
+        metavar="S",
+        type=_positive_float,
+        default=default(5.0),
+        help="seconds to wait for the connection and for each read (default 5)",
+    )
+    group.add_argument(
+        "--trace",
+        action="store_true",
+        default=default(False),
+        help="show every frame sent (>>) and received (<<) on stderr: time, size, "
+        "escaped text, hex, and how the schema decoded it",
+    )
+    group.add_argument(
+        "--legacy",
+        action="store_true",
+        default=default(False),
+        help="talk to tutorial-era servers: send requests with no terminator, take end "
+        "of stream or --quiet-ms of silence as the end of an answer, accept free text",
+    )
+    group.add_argument(
+        "--quiet-ms",
+        metavar="MS",
+        type=_positive_int,
+        default=default(300),
+        help="with --legacy: silence that ends an answer with no LF (default 300)",
+    )
+    return parent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = _Parser(
+        prog=PROG,
+        description="A client for ABP/1 servers, for using and debugging them.",
+        epilog=EPILOG,
+        formatter_class=formatter,
+        parents=[_common_options(defaults=True)],
+        allow_abbrev=False,
+    )
+    after = _common_options(defaults=False)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(name: str, summary: str, description: str) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name,
+            help=summary,
+            description=description,
+            epilog=EPILOG,
+            formatter_class=formatter,
+            parents=[after],
+            allow_abbrev=False,
+        )
+
+    name_help = "the name: non-empty, no ',', CR, LF or NUL (':' and any Unicode allowed)"
+    add = command(
+        "add",
+        "store ENTRY under NAME",
+        "Send add:NAME,ENTRY and print the text after 'OK: ' (or OK). Put -- before\n"
+        "NAME if NAME or ENTRY starts with '-'.",
+    )
+    add.add_argument("name", metavar="NAME", help=name_help)
+    add.add_argument(
+        "entry", metavar="ENTRY", nargs="?", default="", help="the entry (default: empty)"
+    )
+    for op, summary, what in (
+        ("rem", "remove the entry of NAME", "Send rem:NAME and print the text after 'OK: '."),
+        ("fnd", "find the entry of NAME", "Send fnd:NAME and print the entry exactly."),
+    ):
+        sub = command(op, summary, what + " Put -- before NAME if it starts with '-'.")
+        sub.add_argument("name", metavar="NAME", help=name_help)
+        sub.add_argument(
+            "entry",
+            metavar="ENTRY",
+            nargs="?",
+            default="",
+            help="must be empty if given (the argv contract passes {entry} for every op)",
+        )
+    command(
+        "shell",
+        "the tutorial's menu, driven through stdin",
+        "The tutorial's menu: 1 add (name, house number, street, town, phone),\n"
+        "2 delete, 3 find, 4 quit. Scriptable: every answer is read from stdin;\n"
+        "end of input quits.",
+    )
+    raw = command(
+        "raw",
+        "send TEXT exactly, print what comes back",
+        "Send TEXT with escapes interpreted (\\n \\r \\t \\0 \\\\ \\xHH) and no\n"
+        "terminator added, then print the bytes that come back, escaped, until the\n"
+        "server closes or is silent for --wait seconds. How it ended goes to stderr.",
+    )
+    raw.add_argument("text", metavar="TEXT", help="the bytes to send, with escapes")
+    raw.add_argument(
+        "--wait",
+        metavar="S",
+        type=_positive_float,
+        default=1.0,
+        help="stop after this many seconds without a byte (default 1.0)",
+    )
+    raw.add_argument(
+        "--half-close",
+        action="store_true",
+        help="shut down our sending side after sending (the legacy end of a request)",
+    )
+    return parser
+
+
+# ---------------------------------------------------------------- commands
+
+
+def _fail(message: str, status: int) -> int:
+    sys.stderr.write(f"{PROG}: {message}\n")
+    sys.stderr.flush()
+    return status
+
+
+def _write(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def run_operation(args: argparse.Namespace, session: Session) -> int:
+    """The argv contract (ABP-CLIENT-1 .. ABP-CLIENT-4)."""
+    if args.command != "add" and args.entry:
+        return _fail(f"{args.command} takes no ENTRY (got {args.entry!r})", EXIT_USAGE)
+    try:
+        request = make_request(args.command, args.name, args.entry)
+    except InvalidInput as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    try:
+        answer = session.request(request)
+    except NetworkError as exc:
+        return _fail(str(exc), EXIT_NETWORK)
+    text = answer_text(request, answer)
+    if is_error(answer):
+        sys.stderr.write(text + "\n")
+        return EXIT_ERROR_ANSWER
+    _write(text)
+    return EXIT_OK
+
+
+def run_raw(args: argparse.Namespace, session: Session) -> int:
+    try:
+        data = unescape(args.text)
+    except EscapeError as exc:
+        return _fail(f"bad escape: {exc}", EXIT_USAGE)
+    try:
+        result = session.raw(data, wait=args.wait, half_close=args.half_close)
+    except NetworkError as exc:
+        return _fail(str(exc), EXIT_NETWORK)
+    _write(escape(result.received))
+    if result.error is not None:
+        return _fail(
+            f"{len(result.received)} bytes received, then {result.ending}: {result.error}",
+            EXIT_NETWORK,
+        )
+    return _fail(f"{len(result.received)} bytes received; {result.ending}", EXIT_OK)
+
+
+def run_shell(args: argparse.Namespace, session: Session) -> int:
+    return Shell(session, sys.stdin, sys.stdout, sys.stderr).run()
+
+
+def _utf8_streams() -> None:
+    """Answers and names are any Unicode: speak UTF-8 whatever the locale says."""
+    for stream, errors in (
+        (sys.stdin, "surrogateescape"),
+        (sys.stdout, "surrogateescape"),
+        (sys.stderr, "backslashreplace"),
+    ):
+        if isinstance(stream, io.TextIOWrapper):
+            with contextlib.suppress(ValueError, io.UnsupportedOperation):
+                stream.reconfigure(encoding="utf-8", errors=errors)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    _utf8_streams()
+    args = build_parser().parse_args(argv)
+    try:
+        address = resolve_address(os.environ, server=args.server, host=args.host, port=args.port)
+    except AddressError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    session = Session(
+        address,
+        timeout=args.timeout,
+        legacy=args.legacy,
+        quiet_period=args.quiet_ms / 1000,
+        tracer=Tracer(sys.stderr if args.trace else None),
+    )
+    handlers = {"shell": run_shell, "raw": run_raw}
+    handler = handlers.get(args.command, run_operation)
+    try:
+        return handler(args, session)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # stdout closed under us (| head): nobody left to tell
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # quiet exit flush
+        return EXIT_NETWORK

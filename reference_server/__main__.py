@@ -1,0 +1,274 @@
+"""``abp-server`` / ``python -m reference_server``: the command line.
+
+Exit status: 0 after a clean stop (SIGINT or SIGTERM), 1 when the server
+cannot start (port busy, address unusable, database unusable), 2 for a bad
+command line or a bad ``ABP_HOST``/``ABP_PORT``. Every error is one line on
+stderr, ``abp-server: error: ...``; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from protocol import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_QUIET_PERIOD
+from reference_server.server import ListenError, Settings, format_address, serve
+from reference_server.store import Store, StoreError
+
+PROG = "abp-server"
+EXIT_OK = 0
+EXIT_CANNOT_START = 1
+EXIT_USAGE = 2
+DEFAULT_DB = "abp-book.sqlite3"
+
+_EPILOG = f"""\
+environment:
+  ABP_HOST, ABP_PORT   defaults for --host and --port (the command line wins)
+
+exit status:
+  {EXIT_OK}  stopped cleanly by SIGINT or SIGTERM
+  {EXIT_CANNOT_START}  cannot start: port busy, address unusable, database unusable
+  {EXIT_USAGE}  bad command line or environment value
+
+On start the server prints one line, "listening on HOST:PORT", on stdout
+(the real port when --port 0).
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r}: not a number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r}: not in 0..65535")
+    return port
+
+
+def _host(text: str) -> str:
+    host = text.strip()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]  # "[::1]" as written in "[::1]:2007"
+    if not host:
+        raise argparse.ArgumentTypeError("invalid host: empty")
+    if "[" in host or "]" in host:
+        raise argparse.ArgumentTypeError(f"invalid host {text!r}")
+    return host
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number greater than 0")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number >= 0")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid count {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        description="The ABP/1 reference server: the address book (or the counter service) "
+        "over TCP, as docs/spec.md defines it.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--host",
+        type=_host,
+        help=f"address to listen on: a name, IPv4 or IPv6 such as ::1 "
+        f"(default: $ABP_HOST, else {DEFAULT_HOST})",
+    )
+    parser.add_argument(
+        "--port",
+        type=_port,
+        help=f"TCP port; 0 picks a free one (default: $ABP_PORT, else {DEFAULT_PORT})",
+    )
+    parser.add_argument(
+        "--service",
+        choices=("abp", "counter"),
+        default="abp",
+        help="abp: the address book; counter: the connection counter of section 7 "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--db",
+        default=DEFAULT_DB,
+        metavar="PATH",
+        help="SQLite file of the address book, created if missing (default: %(default)s "
+        "in the current directory)",
+    )
+    parser.add_argument(
+        "--sync",
+        choices=("normal", "full"),
+        default="normal",
+        help="normal: every OK'd change survives a crash of the server process; "
+        "full: it also survives power loss (an fsync per group commit) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--quiet-ms",
+        type=_positive,
+        default=DEFAULT_QUIET_PERIOD * 1000,
+        metavar="MS",
+        help="quiet period after which buffered bytes with no LF are a request "
+        "(default: %(default)g)",
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=_non_negative,
+        default=300.0,
+        metavar="SECONDS",
+        help="close connections idle this long; 0 = never (default: %(default)g)",
+    )
+    parser.add_argument(
+        "--max-conns",
+        type=_count,
+        default=1000,
+        metavar="N",
+        help="open connections served at once; past it a new one gets "
+        "'ERROR: Server busy' and is closed (default: %(default)s)",
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="log each connection and each request on stderr (default: quiet)",
+    )
+    return parser
+
+
+def parse_settings(argv: Sequence[str] | None = None) -> tuple[Settings, argparse.Namespace]:
+    """Settings from the command line, falling back on the environment."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    host, port = args.host, args.port
+    if host is None:
+        host = _from_env(parser, "ABP_HOST", _host, DEFAULT_HOST)
+    if port is None:
+        port = _from_env(parser, "ABP_PORT", _port, DEFAULT_PORT)
+    settings = Settings(
+        host=host,
+        port=port,
+        service=args.service,
+        quiet_period=args.quiet_ms / 1000,
+        idle_timeout=args.idle_timeout or None,
+        max_conns=args.max_conns,
+        verbose=args.verbose,
+    )
+    return settings, args
+
+
+def _from_env(
+    parser: argparse.ArgumentParser,
+    variable: str,
+    convert: object,
+    default: str | int,
+) -> str | int:
+    text = os.environ.get(variable)
+    if text is None:
+        return default
+    assert callable(convert)
+    try:
+        value = convert(text)
+    except argparse.ArgumentTypeError as exc:
+        parser.error(f"{variable}: {exc}")
+    assert isinstance(value, (str, int))
+    return value
+
+
+def _fail(message: str, status: int = EXIT_CANNOT_START) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr, flush=True)
+    return status
+
+
+def _announce(addresses: list[tuple[str, int]]) -> None:
+    host, port = addresses[0]
+    print(f"listening on {format_address(host, port)}", flush=True)
+
+
+async def _run(settings: Settings, store: Store | None) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await serve(settings, store, stop, _announce)
+
+
+def _raise_fd_limit(wanted: int) -> None:
+    """Let ``--max-conns`` connections (plus some spare) fit under RLIMIT_NOFILE."""
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        # On failure keep the old limit; accept() errors are then logged by asyncio.
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    settings, args = parse_settings(argv)
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.INFO if settings.verbose else logging.WARNING,
+        format=f"{PROG}: %(message)s",
+    )
+    _raise_fd_limit(settings.max_conns + 64)
+    store: Store | None = None
+    try:
+        if settings.service == "abp":
+            store = Store.open(args.db, sync=args.sync)
+        asyncio.run(_run(settings, store))
+    except (StoreError, ListenError) as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:  # SIGINT before the loop took over the signal
+        if store is not None:
+            with contextlib.suppress(RuntimeError):
+                store.close_unstarted()
+        return EXIT_OK
+    except Exception as exc:
+        if settings.verbose:
+            logging.getLogger(PROG).exception("internal error")
+        return _fail(f"internal error: {exc!r}")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""The conformance suite proves itself on a corpus of deliberately broken servers.
+
+Each corpus server (``conformance.corpus.servers``) is a correct ABP/1 server
+with one defect injected; the real ``conformance run`` must exit 1 on it and
+FAIL the requirement that defect breaks. The controls keep the corpus honest:
+the same server without a defect, and the reference server, pass everything
+with no failure and no warning, so a failure really comes from the defect.
+The tutorial-style programs must get a useful report, not a wall of red.
+
+Each run is a real subprocess with a deadline. A defect that shows on a live
+server is judged with ``--server HOST:PORT`` (we start it); one that needs a
+restart or a SIGKILL is judged with ``--server-cmd`` (the suite starts it).
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import pytest
+
+from conformance.corpus.servers.defects import DEFECTS, Defect
+from conformance.corpus.servers.harness import (
+    SuiteRun,
+    corpus_argv,
+    corpus_command,
+    run_suite,
+    suite_args,
+)
+from conformance.process import ServerProcess
+
+#: The deadline of one suite run (a run normally takes a few seconds).
+RUN_TIMEOUT = 150.0
+#: Worker processes per run: the outer pytest-xdist run parallelises across servers.
+WORKERS = "1"
+
+BROKEN = [d for d in DEFECTS.values() if not d.name.startswith("correct")]
+TUTORIAL = "conformance.corpus.tutorial"
+PY = shlex.quote(sys.executable)
+
+
+def judge(defect: Defect, tmp_path: Path) -> SuiteRun:
+    """Run the suite on one corpus server, the way its defect can be seen."""
+    report = tmp_path / "report.json"
+    if defect.needs_server_cmd:
+        return run_suite(*suite_args(defect, workers=int(WORKERS)), json_path=report,
+                         timeout=RUN_TIMEOUT)  # fmt: skip
+    data = tmp_path / "data"
+    with ServerProcess([*corpus_argv(defect.name), "--data", str(data)]) as server:
+        address = f"{server.host}:{server.port}"
+        return run_suite(*suite_args(defect, address, workers=int(WORKERS)), json_path=report,
+                         timeout=RUN_TIMEOUT)  # fmt: skip
+
+
+def assert_clean_pass(run: SuiteRun) -> None:
+    """Exit 0, no FAIL, no WARN, and the suite really ran tests."""
+    bad = run.with_outcome("FAIL", "WARN")
+    assert run.returncode == 0 and not bad, run.explain()
+    assert run.with_outcome("PASS"), run.explain()
+    assert run.report["verdict"] == "PASS", run.explain()
+
+
+@pytest.mark.parametrize("defect", BROKEN, ids=[d.name for d in BROKEN])
+def test_suite_fails_broken_server_on_its_requirement(defect: Defect, tmp_path: Path) -> None:
+    run = judge(defect, tmp_path)
+    assert run.report, f"no JSON report\n{run.explain()}"
+    assert run.returncode == 1, f"{defect.name}: expected exit 1\n{run.explain()}"
+    assert run.report["exit_code"] == 1, run.explain()
+    missed = [rid for rid in defect.requirements if not run.catches(rid)]
+    assert not missed, (
+        f"{defect.name} ({defect.summary}) was not caught on {' '.join(missed)}; "
+        f"the suite failed {sorted(run.failed_requirements())} instead\n"
+        + run.explain(missed[0])
+    )
+    assert "Traceback" not in run.stderr, run.stderr
+
+
+@pytest.mark.parametrize("name", ["correct", "correct-counter"])
+def test_suite_passes_corpus_server_without_defect(name: str, tmp_path: Path) -> None:
+    """The corpus's own base server is correct: every failure above is its defect's."""
+    defect = DEFECTS[name]
+    run = run_suite(*suite_args(defect, workers=int(WORKERS)), json_path=tmp_path / "r.json",
+                    timeout=RUN_TIMEOUT)  # fmt: skip
+    assert_clean_pass(run)
+
+
+@pytest.mark.parametrize("service", ["abp", "counter"])
+def test_reference_server_passes_everything_without_warning(
+    service: str, tmp_path: Path
+) -> None:
+    run = run_suite("--workers", WORKERS, "--service", service, json_path=tmp_path / "r.json",
+                    timeout=RUN_TIMEOUT)  # fmt: skip
+    assert_clean_pass(run)
+    assert run.report["target"].get("embedded") is True, run.explain()
+
+
+def test_tutorial_addressbook_server_fails_framing_with_readable_report(tmp_path: Path) -> None:
+    command = (
+        f"{PY} -m {TUTORIAL}.addressbook_server --host {{host}} --port {{port}}"
+        " --book {tmpdir}/book.json"
+    )
+    run = run_suite("--workers", WORKERS, "--server-cmd", command, json_path=tmp_path / "r.json",
+                    timeout=RUN_TIMEOUT)  # fmt: skip
+    assert run.returncode == 1, run.explain()
+    # auto framing found what the server speaks, and said so
+    assert run.report["target"]["framing"] == "legacy", run.explain()
+    # its framing (no LF), its split(':') and its one-client-at-a-time fail...
+    for rid in ("ABP-FRAME-1", "ABP-REQ-1", "ABP-CONN-5"):
+        assert run.catches(rid), f"{rid} not failed\n{run.explain(rid)}"
+    # ...but the semantic tests still ran in its framing: some of them pass
+    semantic = [
+        t for t in run.with_outcome("PASS")
+        if any(r.startswith(("ABP-REQ-", "ABP-RESP-")) for r in t["requirements"])
+    ]  # fmt: skip
+    assert semantic, f"no REQ/RESP test passed on the tutorial server\n{run.explain()}"
+    assert "verdict:" in run.stdout and "Traceback" not in run.stdout + run.stderr
+
+
+def test_tutorial_counter_server_fails_counter_framing(tmp_path: Path) -> None:
+    command = f"{PY} -m {TUTORIAL}.counter_server --host {{host}} --port {{port}}"
+    run = run_suite("--workers", WORKERS, "--service", "counter", "--server-cmd", command,
+                    json_path=tmp_path / "r.json", timeout=RUN_TIMEOUT)  # fmt: skip
+    assert run.returncode == 1, run.explain()
+    assert run.catches("ABP-COUNTER-4"), run.explain("ABP-COUNTER-4")
+    assert "Traceback" not in run.stdout + run.stderr
+
+
+def test_every_defect_names_known_requirements() -> None:
+    """The registry is sound: IDs exist in docs/spec.md, names are unique CLI words."""
+    from protocol import requirements
+
+    known = requirements.catalogue()
+    for defect in DEFECTS.values():
+        assert all(rid in known for rid in defect.requirements), defect
+        assert defect.name == shlex.quote(defect.name), defect.name
+    assert len(BROKEN) >= 15
+    assert corpus_command("x").startswith(PY)
