@@ -4,6 +4,13 @@ Registered through the ``pytest11`` entry point, so ``pytest --abp-server
 HOST:PORT --pyargs conformance.server_tests`` works as well as ``conformance
 run``. Without ``--abp-server`` it stays inert (the project's own tests load it
 too).
+
+What reaches the reports, through ``report.user_properties`` (which xdist
+carries to the controlling process): ``requirements`` (the marker's IDs, on
+every phase), ``failure`` and ``failed_requirement`` (on a failed phase), and,
+on teardown, ``transcript`` and ``transcript_records`` (JSON) of the test's
+``abp`` session (``request.node.abp_session``) or of
+``request.node.abp_transcript``.
 """
 
 from __future__ import annotations

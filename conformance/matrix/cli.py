@@ -12,7 +12,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn, TextIO
 
@@ -121,7 +121,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     code = EXIT_OK if all(cell.ok for cell in cells) else EXIT_FAILED
     out.write("\n" + reports.console(config, cells, transcripts=not args.quiet))
     out.write(f"finished in {duration:.1f}s; exit status {code}\n")
-    writers = (
+    writers: tuple[tuple[str | None, Callable[[], str]], ...] = (
         (args.markdown, lambda: reports.markdown(config, cells)),
         (args.json, lambda: reports.dumps(reports.as_json(config, cells, duration, code))),
         (args.html, lambda: reports.html_report(config, cells)),

@@ -133,7 +133,7 @@ def markdown(config: MatrixConfig, cells: Sequence[CellResult]) -> str:
         out += ["## Failures", ""]
     for cell in failed:
         out += [f'<a id="{anchor(cell)}"></a>', ""]
-        out += [f"### {cell.client} × {cell.server}: {cell.passed}/{cell.total}", ""]
+        out += [f"### {cell.client} &times; {cell.server}: {cell.passed}/{cell.total}", ""]
         for scenario in cell.scenarios:
             if scenario.passed:
                 continue
