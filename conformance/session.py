@@ -215,23 +215,36 @@ class ServerSession:
         address: tuple[str, int] | None,
         timeout: float | None,
     ) -> RawAnswer:
-        own = conn is None  # a connection of its own: closed after the answer
+        line = self.exchange_raw(requirement, data, conn=conn, address=address, timeout=timeout)
+        answer = decode(line, legacy=True)  # free text becomes a LegacyReply
+        assert answer is not None
+        return answer
+
+    def exchange_raw(
+        self,
+        requirement: str,
+        data: bytes,
+        *,
+        conn: RawConnection | None = None,
+        address: tuple[str, int] | None = None,
+        timeout: float | None = None,
+    ) -> bytes:
+        """Send ``data`` (a request already framed) and return the raw answer:
+        a line, or in legacy framing the bytes up to LF, end of stream or
+        silence. Uses ``conn``, or a connection of its own closed afterwards."""
+        own = conn is None
         if conn is None:
             conn = self.raw(requirement, address=address, connect_timeout=timeout)
         try:
             conn.send(data)
             if self.legacy:
-                line = conn.read_legacy(LEGACY_QUIET, timeout)
-            else:
-                line = conn.read_line(timeout)
+                return conn.read_legacy(LEGACY_QUIET, timeout)
+            return conn.read_line(timeout)
         except WireError as exc:
             self.no_answer(requirement, exc, f"no answer to {data[:60]!r}", timeout)
         finally:
             if own:
                 conn.close()
-        answer = decode(line, legacy=True)  # free text becomes a LegacyReply
-        assert answer is not None
-        return answer
 
     def expect(
         self,
@@ -334,7 +347,7 @@ class ServerSession:
         ABP-FRAME-1 when the answer came without its LF)."""
         if isinstance(exc, Unterminated):
             fail(
-                "ABP-FRAME-1",
+                "ABP-COUNTER-4" if self.target.service == "counter" else "ABP-FRAME-1",
                 f"{summary}: the answer is not terminated by LF",
                 expected="one line ending with LF",
                 actual=exc.partial,
@@ -349,7 +362,11 @@ class ServerSession:
         fail(requirement, f"{summary}: {why}", transcript=self.transcript)
 
     def probe(self) -> None:
-        """Health probe: a fresh connection gets an answer to a fresh request."""
+        """Health probe: a fresh connection gets an answer to a fresh request.
+
+        Closes the test's connections first (it ends an abusive test), so that
+        a server serving one client at a time can get to the probe."""
+        self.close()
         try:
             if self.target.service == "counter":
                 with self.wire() as wire:

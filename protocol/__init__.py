@@ -42,6 +42,7 @@ from protocol._events import (
     no_entry,
     unrecognised,
 )
+from protocol._framing import Frame, LineFrame, LineReader, OverlongFrame
 from protocol._schema import (
     DEFAULT_HOST,
     DEFAULT_PORT,
@@ -74,10 +75,14 @@ __all__ = [
     "CounterRequest",
     "Error",
     "Find",
+    "Frame",
     "InvalidRequest",
     "LegacyReply",
+    "LineFrame",
+    "LineReader",
     "LocalProtocolError",
     "Ok",
+    "OverlongFrame",
     "RemoteProtocolError",
     "Remove",
     "Request",

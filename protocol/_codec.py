@@ -37,6 +37,8 @@ def decode_request(line: bytes) -> Request:
     """Parse one request line, or raise with the error answer attached."""
     if b"\x00" in line:  # ABP-FRAME-13
         raise _malformed("NUL in request", "ABP-FRAME-13", line)
+    if b"\r" in line:  # ABP-FRAME-13: no NAME or ENTRY holds a CR (section 3)
+        raise _malformed("CR inside a request", "ABP-FRAME-13", line)
     try:
         line.decode("utf-8")
     except UnicodeDecodeError:  # ABP-FRAME-12

@@ -18,17 +18,17 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
+# No public line splitter exists in ``protocol``; raw mode needs one to decode
+# what an arbitrary conversation brings back (see the report to the lead).
 from protocol import (
     ConnectionClosed,
     InvalidRequest,
+    LineFrame,
+    LineReader,
     RemoteProtocolError,
     ServerConnection,
     decode_response,
 )
-
-# No public line splitter exists in ``protocol``; raw mode needs one to decode
-# what an arbitrary conversation brings back (see the report to the lead).
-from protocol._framing import LineFrame, LineReader
 from protocol.escape import escape
 
 SENT = ">>"

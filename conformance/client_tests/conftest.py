@@ -69,7 +69,8 @@ def pytest_configure(config: pytest.Config) -> None:
             try:
                 make_client(contract, template, deadline=1.0, listen=_listen(config))
             except (ValueError, KeyError) as exc:
-                raise pytest.UsageError(f"{CLI_OPTION[contract]} {template!r}: {exc}") from None
+                why = exc.args[0] if exc.args else exc
+                raise pytest.UsageError(f"{CLI_OPTION[contract]} {template!r}: {why}") from None
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

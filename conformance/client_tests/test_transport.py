@@ -12,8 +12,8 @@ import pytest
 from conformance.client_tests.conftest import Serve
 from conformance.clientsuite import checks
 from conformance.clientsuite.contracts import ClientUnderTest, Op
+from conformance.clientsuite.listen import ipv6_loopback_available
 from conformance.clientsuite.scenarios import Book
-from conformance.clientsuite.scripted import ipv6_loopback_available
 from conformance.expect import fail
 from conformance.wire import Transcript
 

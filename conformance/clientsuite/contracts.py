@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -110,7 +111,11 @@ class ClientUnderTest:
         self.template = template
         self.deadline = deadline
         self.listen = listen or (DEFAULT_HOST, DEFAULT_PORT)
-        render(template, host="h", port=1, op="fnd", name="n", entry="")  # fail fast
+        argv = render(template, host="h", port=1, op="fnd", name="n", entry="")  # fail fast
+        if not argv:
+            raise ValueError("the command is empty")
+        if shutil.which(argv[0]) is None:
+            raise ValueError(f"cannot find the program {argv[0]!r} (not on PATH or not executable)")
 
     @property
     def takes_address(self) -> bool:

@@ -168,7 +168,12 @@ class LiveProcess:
         self._out = tempfile.TemporaryFile()  # noqa: SIM115 - closed in finish()
         self._err = tempfile.TemporaryFile()  # noqa: SIM115 - closed in finish()
         self.started = time.monotonic()
-        self.process = _popen(argv, subprocess.PIPE, self._out, self._err, env)
+        try:
+            self.process = _popen(argv, subprocess.PIPE, self._out, self._err, env)
+        except ClientStartError:
+            self._out.close()
+            self._err.close()
+            raise
         self._fed: list[str] = []
 
     def feed(self, text: str) -> bool:

@@ -96,6 +96,7 @@ def segmented(size: int, pause: float) -> Delivery:
             actions.append(Send(piece, f"segment {start // size + 1} of {-(-len(data) // size)}"))
         return actions
 
+    deliver.__name__ = f"segmented({size} bytes, {pause * 1000:g} ms apart)"
     return deliver
 
 
@@ -108,6 +109,7 @@ def delayed(seconds: float) -> Delivery:
     def deliver(data: bytes) -> list[Action]:
         return [Pause(seconds), Send(data, f"after {seconds:g}s")]
 
+    deliver.__name__ = f"delayed({seconds:g}s)"
     return deliver
 
 
@@ -142,6 +144,7 @@ def find_answers(entry: str) -> Responder:
     def respond(request: Request, book: Book) -> Response:
         return Ok(entry) if isinstance(request, Find) else book.answer(request)
 
+    respond.__name__ = f"find_answers({len(entry.encode())}-byte entry)"
     return respond
 
 
@@ -149,6 +152,7 @@ def always(response: Response) -> Responder:
     def respond(request: Request, book: Book) -> Response:
         return response
 
+    respond.__name__ = f"always({response!r})"
     return respond
 
 
@@ -168,9 +172,10 @@ class Scenario:
     def but(
         self, *, deliver: Delivery | None = None, responder: Responder | None = None
     ) -> Scenario:
-        """The same scenario with another delivery or responder."""
+        """The same scenario with another delivery or responder (named after them)."""
+        changes = [f.__name__ for f in (deliver, responder) if f is not None]
         return Scenario(
-            self.name,
+            f"{self.name} + {' + '.join(changes)}" if changes else self.name,
             self.summary,
             deliver if deliver is not None else self.deliver,
             responder if responder is not None else self.responder,

@@ -22,9 +22,10 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from types import TracebackType
 
+from conformance.clientsuite.listen import listen, peer_text
+from conformance.clientsuite.observed import ConnectionLog, Received, Violation
 from conformance.clientsuite.scenarios import SPEC, Action, Book, Hold, Pause, Scenario, Send, Shut
 from conformance.wire import Record, Transcript
 from protocol import (
@@ -40,49 +41,6 @@ from protocol import (
 QUIET_PERIOD = 0.1
 #: How often blocked threads look at the stop flag, in seconds.
 POLL = 0.05
-
-
-@dataclass(frozen=True)
-class Received:
-    """One request line as the suite read it from the client."""
-
-    connection: int  # 1-based index of the connection
-    request: Request | None  # None: the line was not a valid request
-    problem: str  # why it was not (empty for a valid request)
-    terminated: bool  # ended by LF (or CRLF)
-    at: float  # seconds since the server started
-
-
-@dataclass(frozen=True)
-class Violation:
-    """A client requirement the suite saw broken on the wire."""
-
-    requirement: str
-    message: str
-    connection: int
-
-
-@dataclass
-class ConnectionLog:
-    """What happened on one accepted connection."""
-
-    index: int
-    peer: str
-    opened: float
-    received: bytearray = field(default_factory=bytearray)
-    requests: list[Received] = field(default_factory=list)
-    answered: int = 0  # answers whose last byte was sent
-    client_eof: float | None = None  # when the client closed its side
-    ended: float | None = None  # when the suite stopped serving it
-
-    @property
-    def channel(self) -> str:
-        return f"c{self.index}"
-
-
-def _peer_text(address: tuple[object, ...]) -> str:
-    host, port = address[0], address[1]
-    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
 
 
 class ScriptedServer:
@@ -127,7 +85,7 @@ class ScriptedServer:
         self._listeners = self._bind()
         self.port = int(self._listeners[0].getsockname()[1])
         self.started = time.monotonic()
-        where = ", ".join(_peer_text((host, self.port)) for host in self.hosts)
+        where = ", ".join(peer_text((host, self.port)) for host in self.hosts)
         self._note("--", f"scripted server listening on {where} (scenario {self.scenario.name})")
         accept = threading.Thread(target=self._accept_loop, name="abp-scripted-accept")
         accept.daemon = True
@@ -145,7 +103,7 @@ class ScriptedServer:
             port = self.requested_port
             try:
                 for host in self.hosts:
-                    bound.append(_listen(host, port))
+                    bound.append(listen(host, port))
                     port = int(bound[0].getsockname()[1])
             except OSError as exc:
                 last = exc
@@ -255,7 +213,7 @@ class ScriptedServer:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self._lock:
-            log = ConnectionLog(len(self._connections) + 1, _peer_text(address), time.monotonic())
+            log = ConnectionLog(len(self._connections) + 1, peer_text(address), time.monotonic())
             self._connections.append(log)
             self._open.add(sock)
         self._note(log.channel, f"client connected from {log.peer}")
@@ -408,29 +366,3 @@ class ScriptedServer:
                 return
             log.received += data
             self._record(log.channel, "<<", data, "after the suite closed")
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.bind((host, port))
-        sock.listen(64)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
-def ipv6_loopback_available() -> bool:
-    """True when ``::1`` can be listened on (not every container has IPv6)."""
-    if not socket.has_ipv6:
-        return False
-    try:
-        _listen("::1", 0).close()
-    except OSError:
-        return False
-    return True

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import NoReturn, TextIO
 
 from conformance.matrix import reports
-from conformance.matrix.config import ConfigError, load
+from conformance.matrix.config import ConfigError, check_programs, load
 from conformance.matrix.runner import CellResult, run_matrix
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -87,6 +87,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         config = load(args.config)
+        check_programs(config)
     except ConfigError as exc:
         sys.stderr.write(f"{PROG}: {exc}\n")
         return EXIT_USAGE

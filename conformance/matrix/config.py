@@ -26,6 +26,7 @@ never need quoting.
 from __future__ import annotations
 
 import shlex
+import shutil
 import sys
 from dataclasses import dataclass
 from importlib import resources
@@ -171,3 +172,15 @@ def parse(text: str, source: str = "<config>") -> MatrixConfig:
         words = _words(where, item[contract], fill, needs)
         clients.append(ClientSpec(name, contract, tuple(words)))
     return MatrixConfig(tuple(servers), tuple(clients), float(timeout), source)
+
+
+def check_programs(config: MatrixConfig) -> None:
+    """Every command's program exists (checked before anything starts)."""
+    for kind, name, command in [
+        *(("server", s.name, s.command) for s in config.servers),
+        *(("client", c.name, c.command) for c in config.clients),
+    ]:
+        if shutil.which(command[0]) is None:
+            raise ConfigError(
+                f"{config.source}: {kind} {name!r}: cannot find the program {command[0]!r}"
+            )

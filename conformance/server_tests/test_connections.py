@@ -14,7 +14,7 @@ import pytest
 
 from conformance.crowd import Member
 from conformance.expect import fail
-from conformance.raw import ANY_OK, content, decode, wire_form
+from conformance.raw import ANY_OK, Expected, content, decode, wire_form
 from conformance.session import ServerSession
 from protocol import (
     INVALID_UTF8,
@@ -25,6 +25,7 @@ from protocol import (
     Find,
     Ok,
     Remove,
+    Request,
     encode_request,
     encode_response,
     no_entry,
@@ -60,7 +61,7 @@ def test_100_pipelined_requests_in_one_write_are_answered_in_order(abp: ServerSe
     sent before any answer is read) all, in the order they were sent." One
     write of 100 requests whose answers all differ."""
     data = bytearray()
-    expected: list[object] = []
+    expected: list[Expected] = []
     for i in range(33):
         name, missing = abp.name(), abp.name("missing")
         data += encode_request(Add(name, f"entry {i}"))
@@ -73,7 +74,7 @@ def test_100_pipelined_requests_in_one_write_are_answered_in_order(abp: ServerSe
     assert len(expected) == 100
     conn = abp.raw("ABP-CONN-2")
     conn.send(bytes(data), "100 requests in one write")
-    abp.expect_lines("ABP-CONN-2", conn, expected, "100 pipelined requests")  # type: ignore[arg-type]
+    abp.expect_lines("ABP-CONN-2", conn, expected, "100 pipelined requests")
 
 
 @pytest.mark.requirement("ABP-CONN-2", "ABP-DUR-4")
@@ -81,7 +82,7 @@ def test_pipelined_changes_to_one_name_take_effect_in_order(abp: ServerSession) 
     """ABP-CONN-2: "... all, in the order they were sent": lookups pipelined
     between changes of the same name see each change in turn."""
     name = abp.name()
-    requests = [
+    requests: list[tuple[Request, Expected]] = [
         (Add(name, "a"), ANY_OK),
         (Find(name), Ok("a")),
         (Add(name, "b"), ANY_OK),
@@ -97,7 +98,7 @@ def test_pipelined_changes_to_one_name_take_effect_in_order(abp: ServerSession) 
     abp.expect_lines(
         "ABP-CONN-2",
         conn,
-        [want for _, want in requests],  # type: ignore[misc]
+        [want for _, want in requests],
         "changes and lookups of one name, pipelined",
     )
 
@@ -107,7 +108,7 @@ def test_pipelined_errors_keep_their_place(abp: ServerSession) -> None:
     """ABP-CONN-2: "... all, in the order they were sent", bad requests
     included: an error answer takes the place of its request."""
     name = abp.name()
-    lines = [
+    lines: list[tuple[bytes, Expected]] = [
         (b"bad\n", Error(MALFORMED_REQUEST)),
         (encode_request(Add(name, "kept")), ANY_OK),
         (b"fnd:\xfe\n", Error(INVALID_UTF8)),
@@ -121,7 +122,7 @@ def test_pipelined_errors_keep_their_place(abp: ServerSession) -> None:
     abp.expect_lines(
         "ABP-CONN-2",
         conn,
-        [want for _, want in lines],  # type: ignore[misc]
+        [want for _, want in lines],
         "errors and successes, pipelined",
     )
 
@@ -362,8 +363,6 @@ def test_idle_connection_is_closed_after_the_idle_timeout(abp: ServerSession) ->
         if not conn.is_closed(wait):
             fail(
                 "ABP-CONN-7",
-                f"{what} was still open {wait:g}s after its last byte "
-                f"(idle timeout {idle:g}s)",
+                f"{what} was still open {wait:g}s after its last byte (idle timeout {idle:g}s)",
                 transcript=abp.transcript,
             )
-

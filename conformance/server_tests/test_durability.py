@@ -15,9 +15,9 @@ import pytest
 
 from conformance.expect import fail
 from conformance.process import ServerProcess
-from conformance.raw import ANY_OK, Expected, content, wire_form
+from conformance.raw import ANY_OK, Expected, content
 from conformance.session import ServerSession
-from protocol import Add, Find, Ok, Remove, encode_request, no_entry
+from protocol import Add, Find, Ok, Remove, encode_request, encode_response, no_entry
 
 WRITERS = 20
 
@@ -121,8 +121,7 @@ def concurrent_writers(
     if len(writers) < WRITERS:
         fail(
             "ABP-DUR-3",
-            f"only {len(writers)} of {WRITERS} writers could connect within "
-            f"{abp.holdup_bound:g}s",
+            f"only {len(writers)} of {WRITERS} writers could connect within {abp.holdup_bound:g}s",
             transcript=abp.transcript,
         )
     book: dict[str, str] = {}
@@ -137,7 +136,7 @@ def concurrent_writers(
             fail(
                 "ABP-DUR-3",
                 f"writer {writer.name} did not get {per_writer} OK answers",
-                expected=wire_form(Ok(None)) * per_writer,
+                expected=encode_response(Ok(None)) * per_writer,
                 actual=bytes(writer.received),
                 transcript=abp.transcript,
             )
@@ -189,9 +188,7 @@ def test_fnd_on_another_connection_sees_an_ok_change(abp: ServerSession) -> None
     for i in range(rounds):
         writer, reader = (first, second) if i % 2 == 0 else (second, first)
         abp.expect("ABP-DUR-4", Add(name, f"round {i}"), ANY_OK, "add", conn=writer)
-        abp.expect(
-            "ABP-DUR-4", Find(name), Ok(f"round {i}"), "the other connection", conn=reader
-        )
+        abp.expect("ABP-DUR-4", Find(name), Ok(f"round {i}"), "the other connection", conn=reader)
         abp.expect("ABP-DUR-4", Remove(name), ANY_OK, "rem", conn=reader)
         abp.expect(
             "ABP-DUR-4", Find(name), no_entry(name), "the removing connection's peer", conn=writer
