@@ -12,9 +12,10 @@ import contextlib
 import importlib
 import json
 import os
+import signal
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import NoReturn, TextIO
 
 from conformance.reports import EXIT_USAGE
@@ -212,6 +213,25 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
         return exit_for(exc)
 
 
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (``timeout``, a CI runner cancelling) unwinds like Ctrl-C, so that
+    the servers the suite started are stopped rather than orphaned."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_command(args: argparse.Namespace, out: TextIO) -> int:
     from conformance.reports import console, html, json_report, junit
     from conformance.runner import RunOptions, UsageProblem, run
@@ -246,7 +266,8 @@ def run_command(args: argparse.Namespace, out: TextIO) -> int:
         client_menu=args.client_menu,
         listen=args.listen,
     )
-    status, result, pytest_output = run(options, out)
+    with terminate_as_interrupt():
+        status, result, pytest_output = run(options, out)
     if result is None:
         return status
     out.write(console.render(result, colour=console.use_colour(out), verbose=args.verbose))

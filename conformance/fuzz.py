@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, Phase, seed, settings
 
 from conformance.session import ServerSession, ServerTarget
 from conformance.wire import Transcript
-from protocol import Error, InvalidRequest, ServerConnection, ServerEvent
+from protocol import InvalidRequest, ServerConnection, ServerEvent
 
 T = TypeVar("T")
 
@@ -62,9 +62,10 @@ def oracle(line: bytes) -> list[ServerEvent]:
     return ServerConnection(quiet_period=None).receive_data(line, 0.0)
 
 
-def expected_error(line: bytes) -> Error | None:
-    """The standard error answer to one bad line, or None when it is a request."""
+def expected_refusal(line: bytes) -> InvalidRequest | None:
+    """How an ABP/1 server refuses one bad line (``.reply`` is the standard
+    error, ``.error.requirement`` the rule), or None when it is a request."""
     events = oracle(line)
     if len(events) == 1 and isinstance(events[0], InvalidRequest):
-        return events[0].reply
+        return events[0]
     return None

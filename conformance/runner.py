@@ -349,8 +349,11 @@ def _exit_status(
     if collector.interrupted:
         raise KeyboardInterrupt
     if collector.collection_errors:
-        first = collector.collection_errors[0].strip().splitlines()
-        raise SuiteProblem(f"the tests failed to load: {first[-1] if first else '?'}")
+        where, _, text = collector.collection_errors[0].partition(": ")
+        lines = [line for line in text.splitlines() if line.strip()]
+        raise SuiteProblem(
+            f"{where} failed to load: {lines[-1].removeprefix('E ').strip() if lines else '?'}"
+        )
     if code in (pytest.ExitCode.INTERNAL_ERROR,) or collector.internal_errors:
         raise SuiteProblem("pytest stopped with an internal error")
     if code == pytest.ExitCode.USAGE_ERROR:  # e.g. a conftest refused an option's value

@@ -9,6 +9,7 @@ server that loses data or answers wrongly is caught (exit status 1).
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import textwrap
@@ -169,6 +170,31 @@ def test_server_cmd_starts_and_stops_the_server(tmp_path: Path) -> None:
     assert result["server_cpu_share"] is not None
 
 
+def ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback on this machine")
+def test_server_cmd_on_ipv6_loopback(tmp_path: Path) -> None:
+    out = tmp_path / "result.json"
+    template = (
+        f"{sys.executable} -m reference_server --host {{host}} --port {{port}} "
+        "--db {tmpdir}/book.sqlite3"
+    )
+    run = bench(
+        "--server-cmd", template, "--server-host", "::1", "--requests", "100", "--json", str(out)
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    result = load_json(out)
+    assert result["server"].startswith("[::1]:")
+    assert result["answers"] == 100
+
+
 # ------------------------------------------------- servers that are not ABP/1
 
 
@@ -303,6 +329,7 @@ def test_lost_writes_are_found_afterwards(tmp_path: Path) -> None:
         ["--server", "127.0.0.1:2007", "--server-cmd", "x {port}"],
         ["--server", "192.0.2.1:2007"],
         ["--server-cmd", "x {nope}"],
+        ["--server-cmd", "x {port}", "--server-host", "192.0.2.1"],
         ["--server", "127.0.0.1:2007", "--json", "/no/such/dir/out.json"],
     ],
 )

@@ -183,8 +183,10 @@ def test_scripted_server_maps_bad_lines_to_client_requirements() -> None:
     with ScriptedServer() as server:
         assert _exchange(server, b"fnd:\n") == b"ERROR: Malformed request\n"
         assert _exchange(server, b"hello\n") == b"ERROR: Malformed request\n"
+        assert _exchange(server, b"fnd:a\rb\n") == b"ERROR: Malformed request\n"
         assert server.wait_all_closed(2.0)
-    assert [v.requirement for v in server.violations] == ["ABP-REQ-13", "ABP-FRAME-2"]
+    found = [v.requirement for v in server.violations]
+    assert found == ["ABP-REQ-13", "ABP-FRAME-2", "ABP-REQ-13"]
 
 
 def test_scripted_server_scenarios_cut_the_answer() -> None:

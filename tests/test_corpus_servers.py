@@ -56,7 +56,8 @@ def judge(defect: Defect, tmp_path: Path) -> SuiteRun:
 def assert_clean_pass(run: SuiteRun) -> None:
     """Exit 0, no FAIL, no WARN, and the suite really ran tests."""
     bad = run.with_outcome("FAIL", "WARN")
-    assert run.returncode == 0 and not bad, run.explain()
+    assert not bad, run.explain()
+    assert run.returncode == 0, run.explain()
     assert run.with_outcome("PASS"), run.explain()
     assert run.report["verdict"] == "PASS", run.explain()
 
@@ -114,7 +115,8 @@ def test_tutorial_addressbook_server_fails_framing_with_readable_report(tmp_path
         if any(r.startswith(("ABP-REQ-", "ABP-RESP-")) for r in t["requirements"])
     ]  # fmt: skip
     assert semantic, f"no REQ/RESP test passed on the tutorial server\n{run.explain()}"
-    assert "verdict:" in run.stdout and "Traceback" not in run.stdout + run.stderr
+    assert "verdict:" in run.stdout
+    assert "Traceback" not in run.stdout + run.stderr
 
 
 def test_tutorial_counter_server_fails_counter_framing(tmp_path: Path) -> None:

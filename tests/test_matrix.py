@@ -54,9 +54,7 @@ class MatrixRun:
         return {s["name"] for s in cell["scenarios"] if not s["passed"]}
 
 
-@pytest.fixture(scope="module")
-def bundled(tmp_path_factory: pytest.TempPathFactory) -> MatrixRun:
-    out = tmp_path_factory.mktemp("matrix")
+def run_bundled(out: Path) -> MatrixRun:
     paths = {kind: out / f"matrix.{kind}" for kind in ("md", "json", "html")}
     argv = [PY, "-m", "conformance", "matrix", "--workers", "2"]
     argv += ["--markdown", str(paths["md"]), "--json", str(paths["json"])]
@@ -67,7 +65,17 @@ def bundled(tmp_path_factory: pytest.TempPathFactory) -> MatrixRun:
     return MatrixRun(done.returncode, done.stdout, done.stderr, report, *texts)
 
 
-def test_bundled_matrix_runs_every_pair(bundled: MatrixRun) -> None:
+def test_bundled_matrix(tmp_path: Path) -> None:
+    """One run of the bundled matrix (it takes a while), every check on it."""
+    bundled = run_bundled(tmp_path)
+    check_every_pair_ran(bundled)
+    check_cells(bundled)
+    check_console(bundled)
+    check_markdown(bundled)
+    check_html(bundled)
+
+
+def check_every_pair_ran(bundled: MatrixRun) -> None:
     assert bundled.report, bundled.stdout + bundled.stderr
     assert "Traceback" not in bundled.stderr, bundled.stderr
     names = {(c["client"], c["server"]) for c in bundled.report["cells"]}
@@ -79,17 +87,11 @@ def test_bundled_matrix_runs_every_pair(bundled: MatrixRun) -> None:
     assert bundled.report["exit_code"] == 1
 
 
-def test_reference_pair_passes_everything(bundled: MatrixRun) -> None:
+def check_cells(bundled: MatrixRun) -> None:
     cell = bundled.cell("reference", "reference")
     assert cell["passed"] == cell["total"] == 8, json.dumps(cell, indent=1)[:4000]
-
-
-def test_tutorial_menu_client_works_with_the_reference_server(bundled: MatrixRun) -> None:
     cell = bundled.cell("tutorial", "reference")
     assert MatrixRun.failed(cell) == set(), json.dumps(cell, indent=1)[:4000]
-
-
-def test_legacy_reference_client_against_the_tutorial_server(bundled: MatrixRun) -> None:
     cell = bundled.cell("reference --legacy", "tutorial")
     assert MatrixRun.failed(cell) == {"rem", "missing", "separators"}, json.dumps(cell)[:4000]
     rem = next(s for s in cell["scenarios"] if s["name"] == "rem")
@@ -99,7 +101,7 @@ def test_legacy_reference_client_against_the_tutorial_server(bundled: MatrixRun)
     assert any(r["dir"] == ">>" and r["data"].startswith("fnd:mx-rem") for r in records)
 
 
-def test_console_shows_the_matrix_and_the_failures(bundled: MatrixRun) -> None:
+def check_console(bundled: MatrixRun) -> None:
     out = bundled.stdout
     assert "client \\ server" in out
     row = next(line for line in out.splitlines() if line.startswith("reference (argv)"))
@@ -109,7 +111,8 @@ def test_console_shows_the_matrix_and_the_failures(bundled: MatrixRun) -> None:
     assert "report written:" in out
 
 
-def test_markdown_links_failed_cells_to_their_transcripts(bundled: MatrixRun) -> None:
+def check_markdown(bundled: MatrixRun) -> None:
+    """Failed cells link to their failures, each with its transcript."""
     md = bundled.markdown
     assert "| client \\ server | reference | tutorial |" in md
     cell = bundled.cell("reference --legacy", "tutorial")
@@ -119,7 +122,8 @@ def test_markdown_links_failed_cells_to_their_transcripts(bundled: MatrixRun) ->
     assert "```" in md
 
 
-def test_html_is_self_contained(bundled: MatrixRun) -> None:
+def check_html(bundled: MatrixRun) -> None:
+    """One self-contained file: no scripts, nothing fetched."""
     page = bundled.html
     assert page.startswith("<!DOCTYPE html>")
     assert "<script" not in page

@@ -26,6 +26,7 @@ from conformance.bench.config import (
     Mix,
     parse_address,
 )
+from conformance.bench.probe import Unreachable, check_loopback
 from conformance.bench.runner import BenchError, run_bench
 from conformance.process import LOOPBACK, ServerProcess, ServerStartError
 
@@ -85,6 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--server", metavar="HOST:PORT", help="a running server (loopback)")
     target.add_argument("--server-cmd", metavar="TEMPLATE", help="start this server for the run")
+    parser.add_argument(
+        "--server-host",
+        default=LOOPBACK,
+        metavar="HOST",
+        help=f"with --server-cmd: the loopback address for {{host}} (default {LOOPBACK}; ::1 "
+        "for IPv6)",
+    )
     parser.add_argument("--connections", type=_int(1), default=10, metavar="N")
     parser.add_argument(
         "--duration", type=_number(float, 0.01, "a number"), metavar="S", help="default 5"
@@ -192,21 +200,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail("interrupted", EXIT_INTERRUPTED)
 
 
+def _server_process(args: argparse.Namespace, tmpdir: str) -> ServerProcess:
+    """The --server-cmd server, not started yet; ``ConfigError`` for a bad template."""
+    try:
+        words = [word.replace("{tmpdir}", tmpdir) for word in shlex.split(args.server_cmd)]
+    except ValueError as exc:
+        raise ConfigError(f"--server-cmd: {exc}") from None
+    if not words:
+        raise ConfigError("--server-cmd is empty")
+    try:
+        check_loopback(args.server_host)
+    except Unreachable as exc:
+        raise ConfigError(str(exc)) from None
+    server = ServerProcess(words, host=args.server_host)
+    try:
+        server.argv()
+    except KeyError as exc:
+        raise ConfigError(f"--server-cmd: {exc.args[0] if exc.args else exc}") from None
+    except (ValueError, IndexError) as exc:
+        raise ConfigError(f"--server-cmd: {exc}") from None
+    return server
+
+
 def _with_started_server(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="abp-bench-") as tmpdir:
-        try:
-            words = [word.replace("{tmpdir}", tmpdir) for word in shlex.split(args.server_cmd)]
-        except ValueError as exc:
-            return _fail(f"--server-cmd: {exc}")
-        if not words:
-            return _fail("--server-cmd is empty")
-        server = ServerProcess(words, host=LOOPBACK)
-        try:
-            server.argv()
-        except KeyError as exc:
-            return _fail(f"--server-cmd: {exc.args[0] if exc.args else exc}")
-        except (ValueError, IndexError) as exc:
-            return _fail(f"--server-cmd: {exc}")
+        server = _server_process(args, tmpdir)
         try:
             server.start()
             config = _config(args, server.host, server.port, server.pid)

@@ -19,6 +19,10 @@ def _ms(value: float | None) -> str:
     return f"{value:.3f}" if value < 1 else f"{value:.2f}" if value < 100 else f"{value:.0f}"
 
 
+def address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def _us(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f} us"
 
@@ -50,7 +54,7 @@ def text(result: BenchResult) -> str:
     config = result.config
     tally = result.tally
     lines = [
-        f"bench: {config.host}:{config.port}, {result.framing} framing, "
+        f"bench: {address(config.host, config.port)}, {result.framing} framing, "
         f"{config.connections} connection(s) in {result.processes} process(es), "
         f"pipeline {result.pipeline}, mix {config.mix}",
         f"throughput: {result.throughput:,.0f} requests/s "
@@ -132,7 +136,7 @@ def as_json(result: BenchResult) -> dict[str, Any]:
     tally = result.tally
     verification = result.verification
     out: dict[str, Any] = {
-        "server": f"{config.host}:{config.port}",
+        "server": address(config.host, config.port),
         "framing": result.framing,
         "connections": config.connections,
         "processes": result.processes,

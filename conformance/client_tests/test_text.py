@@ -32,7 +32,7 @@ EXACT = {
 }
 
 
-@pytest.mark.requirement("ABP-REQ-12", "ABP-CLIENT-2")
+@pytest.mark.requirement("ABP-REQ-12")
 @pytest.mark.parametrize("case", list(EXACT))
 def test_name_and_entry_sent_exactly(
     case: str, client: ClientUnderTest, serve: Serve, transcript: Transcript

@@ -282,8 +282,9 @@ class ScriptedServer:
         at = time.monotonic() - self.started
         if isinstance(event, InvalidRequest):
             error = event.error
-            if error.requirement == "ABP-REQ-10":
-                problem = "a request with an empty NAME"
+            if error.requirement in ("ABP-REQ-10", "ABP-FRAME-13"):
+                # an empty NAME, or CR/NUL inside the line: input it had to refuse
+                problem = f"a request it had to refuse ({error.message})"
                 self._violation(log, "ABP-REQ-13", f"the client sent {problem}")
             else:
                 problem = f"not an ABP/1 request ({error.message})"

@@ -11,6 +11,7 @@ private server (``--server-cmd``).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import threading
 
 import pytest
@@ -85,9 +86,7 @@ def test_answer_is_the_tutorials_wording(abp: ServerSession) -> None:
 
 @pytest.mark.requirement("ABP-COUNTER-1")
 @pytest.mark.parametrize("line", REQUEST_LINES.values(), ids=REQUEST_LINES.keys())
-def test_every_request_line_whatever_it_holds_is_answered(
-    abp: ServerSession, line: bytes
-) -> None:
+def test_every_request_line_whatever_it_holds_is_answered(abp: ServerSession, line: bytes) -> None:
     """ABP-COUNTER-1: "A counter server MUST answer every request line, whatever
     it holds, with `Thankyou!, processed connection number N`" """
     conn = abp.raw("ABP-COUNTER-1")
@@ -163,7 +162,7 @@ def test_each_new_connection_gets_a_greater_number(abp: ServerSession) -> None:
         conn = abp.raw("ABP-COUNTER-3")
         numbers.append(ask(abp, "ABP-COUNTER-3", f"connection {i}".encode(), conn))
         conn.close()
-    if any(later <= earlier for earlier, later in zip(numbers, numbers[1:], strict=False)):
+    if any(later <= earlier for earlier, later in itertools.pairwise(numbers)):
         fail(
             "ABP-COUNTER-3",
             "a later connection did not get a greater number",

@@ -108,7 +108,7 @@ def test_add_of_an_existing_name_replaces_its_entry(abp: ServerSession) -> None:
     """ABP-REQ-4: "An `add` of a NAME that already has an entry MUST replace
     that entry." """
     name = abp.name()
-    for entry in ("first", "second, longer: entry", "3"):
+    for entry in ("first", "second, longer entry", "3"):
         abp.expect("ABP-REQ-4", Add(name, entry), ANY_OK, "add")
         abp.expect("ABP-REQ-4", Find(name), Ok(entry), "the entry was not replaced")
 
@@ -187,6 +187,7 @@ def test_commands_are_lowercase_and_case_sensitive(abp: ServerSession, command: 
     """ABP-REQ-8: "Commands are lowercase and case-sensitive: a server MUST
     answer `ADD:x` or `Fnd:x` as an unknown command." """
     name = abp.name()
+    abp.remember("entry")
     abp.expect_line(
         "ABP-REQ-8",
         command.encode() + b":" + name.encode() + b",entry",
