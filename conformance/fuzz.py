@@ -21,12 +21,15 @@ from protocol import InvalidRequest, ServerConnection, ServerEvent
 
 T = TypeVar("T")
 
+#: Legacy framing runs this many times fewer examples (see ``examples``).
+LEGACY_SCALE = 10
+
 
 def fuzz_settings(target: ServerTarget, **overrides: Any) -> settings:
-    """Settings for a run against ``target``: ``--fuzz-examples`` examples, no
+    """Settings for a run against ``target``: ``examples(target)`` examples, no
     deadline (latency is the network's), no database, no shrinking."""
     options: dict[str, Any] = {
-        "max_examples": max(1, target.fuzz_examples),
+        "max_examples": examples(target),
         "deadline": None,
         "database": None,
         "derandomize": False,
@@ -37,6 +40,14 @@ def fuzz_settings(target: ServerTarget, **overrides: Any) -> settings:
     }
     options.update(overrides)
     return settings(**options)
+
+
+def examples(target: ServerTarget) -> int:
+    """Examples per property: ``--fuzz-examples``, a tenth of it in legacy
+    framing, where every answer costs a quiet period (LEGACY_QUIET) to end."""
+    if target.framing == "legacy":
+        return max(1, target.fuzz_examples // LEGACY_SCALE)
+    return max(1, target.fuzz_examples)
 
 
 def seeded(target: ServerTarget, test: T) -> T:

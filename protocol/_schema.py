@@ -59,16 +59,11 @@ Line = NullTerminated(GreedyBytes, term=LF)
 # ---------------------------------------------------------------- requests
 
 #: ARGUMENT of ``add``: NAME up to the first ",", ENTRY is the rest (ABP-REQ-2);
-#: with no "," at all the entry is empty (ABP-REQ-3). Builds always write ",".
-AddArgument = Select(
-    Struct(
-        "name" / NullTerminated(Utf8, term=b","),  # text before the first ","
-        "entry" / Utf8,  # everything after it, "," and ":" included
-    ),
-    Struct(
-        "name" / Utf8,  # "add:NAME" with no comma
-        "entry" / Computed(""),
-    ),
+#: with no "," at all the whole argument is NAME and the entry is empty
+#: (ABP-REQ-3: the end of the line stands in for the comma). Builds always write ",".
+AddArgument = Struct(
+    "name" / NullTerminated(Utf8, term=b",", require=False),  # text before the first ","
+    "entry" / Utf8,  # everything after it, "," and ":" included; "" when no ","
 )
 
 #: ARGUMENT of ``rem`` and ``fnd``: the whole rest of the line is the name.

@@ -5,6 +5,7 @@ same run for scripts (``benchmarks/``).
 """
 
 from conformance.bench.config import BenchConfig, ConfigError, Mix
-from conformance.bench.runner import BenchError, BenchResult, run_bench
+from conformance.bench.result import BenchResult
+from conformance.bench.runner import BenchError, run_bench
 
 __all__ = ["BenchConfig", "BenchError", "BenchResult", "ConfigError", "Mix", "run_bench"]

@@ -93,7 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"with --server-cmd: the loopback address for {{host}} (default {LOOPBACK}; ::1 "
         "for IPv6)",
     )
-    parser.add_argument("--connections", type=_int(1), default=10, metavar="N")
+    parser.add_argument(
+        "--connections", type=_int(1), default=10, metavar="N", help="load connections (10)"
+    )
     parser.add_argument(
         "--duration", type=_number(float, 0.01, "a number"), metavar="S", help="default 5"
     )
@@ -114,7 +116,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="K",
         help="requests in flight per connection; 1 = lockstep",
     )
-    parser.add_argument("--processes", type=_int(1), default=1, metavar="P")
+    parser.add_argument(
+        "--processes",
+        type=_int(1),
+        default=1,
+        metavar="P",
+        help="load processes sharing the connections, so that the generator is not the "
+        "bottleneck (default 1)",
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the result as JSON here")
     parser.add_argument(
         "--idle",
@@ -128,7 +137,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="one more client doing lockstep fnd during the run, its latency reported apart",
     )
-    parser.add_argument("--framing", choices=FRAMINGS, default="auto")
+    parser.add_argument(
+        "--framing",
+        choices=FRAMINGS,
+        default="auto",
+        help="auto probes: LF-terminated OK/ERROR answers are 'line', free text or answers "
+        "with no LF are 'legacy' (one unterminated request at a time)",
+    )
     parser.add_argument(
         "--keys", type=_int(1), default=16, metavar="N", help="names per connection (default 16)"
     )
@@ -145,7 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_false",
         help="check answers are well-formed only (for servers that store nothing)",
     )
-    parser.add_argument("--no-progress", dest="progress", action="store_false")
+    parser.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="no progress line on stderr"
+    )
     parser.add_argument(
         "--server-pid",
         type=_int(1),

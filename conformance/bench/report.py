@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from conformance.bench.keyspace import ADD, FND, REM
-from conformance.bench.runner import BenchResult
+from conformance.bench.result import BenchResult
 from conformance.bench.stats import Histogram
 from conformance.bench.sysinfo import machine
 
