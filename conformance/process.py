@@ -21,6 +21,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 LOOPBACK = "127.0.0.1"
 
@@ -81,6 +82,7 @@ class ServerProcess:
         env: Mapping[str, str] | None = None,
         cwd: str | Path | None = None,
         ready_timeout: float = 10.0,
+        tmpdir: str | Path | None = None,
     ) -> None:
         self.template = template
         self.host = host
@@ -89,7 +91,14 @@ class ServerProcess:
         self.cwd = cwd
         self.ready_timeout = ready_timeout
         self.process: subprocess.Popen[bytes] | None = None
-        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as self
+        self._stderr: IO[bytes] | None = None  # opened by start(), closed by close()
+        # {tmpdir}: a directory that lives as long as this object, so that a
+        # restarted server finds the data it wrote before.
+        self._own_tmpdir: tempfile.TemporaryDirectory[str] | None = None
+        if tmpdir is None and "{tmpdir}" in str(template):
+            self._own_tmpdir = tempfile.TemporaryDirectory(prefix="abp-server-")
+            tmpdir = self._own_tmpdir.name
+        self.tmpdir = None if tmpdir is None else str(tmpdir)
 
     @property
     def address(self) -> tuple[str, int]:
@@ -100,12 +109,17 @@ class ServerProcess:
         return None if self.process is None else self.process.pid
 
     def argv(self) -> list[str]:
-        return render(self.template, host=self.host, port=self.port)
+        values: dict[str, object] = {"host": self.host, "port": self.port}
+        if self.tmpdir is not None:
+            values["tmpdir"] = self.tmpdir
+        return render(self.template, **values)
 
     def start(self) -> ServerProcess:
         if self.running:
             raise RuntimeError("server already running")
         argv = self.argv()
+        if self._stderr is None:
+            self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
         try:
             self.process = subprocess.Popen(
                 argv,
@@ -171,15 +185,31 @@ class ServerProcess:
         return process.returncode
 
     def stderr_text(self) -> str:
+        if self._stderr is None or self._stderr.closed:
+            return ""
         self._stderr.seek(0)
         return self._stderr.read().decode("utf-8", "replace")
+
+    def close(self) -> None:
+        """Stop the server and release its files (and its own ``{tmpdir}``)."""
+        self.stop()
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+        if self._own_tmpdir is not None:
+            self._own_tmpdir.cleanup()
+            self._own_tmpdir = None
 
     def _stderr_tail(self) -> str:
         text = self.stderr_text().strip()
         return f"\n--- server stderr ---\n{text[-2000:]}" if text else ""
 
     def __enter__(self) -> ServerProcess:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.close()
+            raise
 
     def __exit__(
         self,
@@ -187,8 +217,7 @@ class ServerProcess:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.stop()
-        self._stderr.close()
+        self.close()
 
 
 def reference_server_command(*options: str) -> list[str]:
