@@ -17,19 +17,23 @@ from hypothesis import HealthCheck, Phase, seed, settings
 
 from conformance.session import ServerSession, ServerTarget
 from conformance.wire import Transcript
-from protocol import InvalidRequest, ServerConnection, ServerEvent
+from protocol import (
+    INVALID_UTF8,
+    MALFORMED_REQUEST,
+    Error,
+    InvalidRequest,
+    ServerConnection,
+    ServerEvent,
+)
 
 T = TypeVar("T")
 
-#: Legacy framing runs this many times fewer examples (see ``examples``).
-LEGACY_SCALE = 10
-
 
 def fuzz_settings(target: ServerTarget, **overrides: Any) -> settings:
-    """Settings for a run against ``target``: ``examples(target)`` examples, no
+    """Settings for a run against ``target``: ``--fuzz-examples`` examples, no
     deadline (latency is the network's), no database, no shrinking."""
     options: dict[str, Any] = {
-        "max_examples": examples(target),
+        "max_examples": max(1, target.fuzz_examples),
         "deadline": None,
         "database": None,
         "derandomize": False,
@@ -40,14 +44,6 @@ def fuzz_settings(target: ServerTarget, **overrides: Any) -> settings:
     }
     options.update(overrides)
     return settings(**options)
-
-
-def examples(target: ServerTarget) -> int:
-    """Examples per property: ``--fuzz-examples``, a tenth of it in legacy
-    framing, where every answer costs a quiet period (LEGACY_QUIET) to end."""
-    if target.framing == "legacy":
-        return max(1, target.fuzz_examples // LEGACY_SCALE)
-    return max(1, target.fuzz_examples)
 
 
 def seeded(target: ServerTarget, test: T) -> T:
@@ -80,3 +76,20 @@ def expected_refusal(line: bytes) -> InvalidRequest | None:
     if len(events) == 1 and isinstance(events[0], InvalidRequest):
         return events[0]
     return None
+
+
+def allowed_refusals(refusal: InvalidRequest) -> set[Error] | None:
+    """The answers a bad line may get. A line that breaks two rules (NUL and
+    invalid UTF-8) may get either error: the spec sets no precedence. A CR
+    inside a line is a case the spec leaves open: None, any answer."""
+    raw = refusal.raw
+    if b"\r" in raw:
+        return None
+    allowed = {refusal.reply}
+    if b"\x00" in raw:
+        allowed.add(Error(MALFORMED_REQUEST))
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        allowed.add(Error(INVALID_UTF8))
+    return allowed

@@ -17,13 +17,30 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO
 
 LOOPBACK = "127.0.0.1"
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    """Linux: SIGKILL this child when the process that started it dies, so a
+    suite killed by a timeout leaves no server behind (PR_SET_PDEATHSIG)."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+
+
+def _child_setup() -> Callable[[], None] | None:
+    # PDEATHSIG follows the *thread* that forked: only safe from the main thread.
+    if sys.platform.startswith("linux") and threading.current_thread() is threading.main_thread():
+        return _die_with_parent
+    return None
 
 
 class ServerStartError(RuntimeError):
@@ -129,6 +146,7 @@ class ServerProcess:
                 env=self.env,
                 cwd=self.cwd,
                 start_new_session=True,  # our signals reach it, the terminal's do not
+                preexec_fn=_child_setup(),  # noqa: PLW1509 - only async-signal-safe work
             )
         except OSError as exc:
             raise ServerStartError(f"cannot start {shlex.join(argv)}: {exc}") from None

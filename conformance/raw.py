@@ -14,14 +14,15 @@ tutorial's servers answer with no LF), not a wait for the full timeout.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 from conformance.wire import Wire, WireClosed, WireError, WireTimeout
-from protocol import Error, LegacyReply, Ok, RemoteProtocolError, decode_response, encode_response
 
 #: How long part of an answer may sit with no LF before it counts as unterminated.
 DEFAULT_STALL = 1.0
-
-RawAnswer = Ok | Error | LegacyReply
+#: The longest pause between the pieces of a split request that still makes
+#: them one request: half the default quiet period (ABP-FRAME-6, 100 ms).
+TRICKLE_MARGIN = 0.05
 
 
 class Unterminated(WireError):
@@ -30,6 +31,12 @@ class Unterminated(WireError):
     def __init__(self, partial: bytes) -> None:
         super().__init__(f"{len(partial)} bytes arrived with no LF terminator")
         self.partial = partial
+
+
+class Inconclusive(Exception):
+    """This machine paused so long between two pieces of a request that the
+    server may lawfully have taken the first piece for a whole request
+    (ABP-FRAME-6): the attempt proves nothing and is repeated."""
 
 
 class RawConnection:
@@ -70,6 +77,26 @@ class RawConnection:
                 break
         self.wire.transcript.add(self.name, ">>", data[:sent], f"{sent} of {len(data)} bytes")
         return sent
+
+    def trickle(self, data: bytes, sizes: Sequence[int], listen: float = 0.002) -> bytes:
+        """Send ``data`` in pieces of ``sizes`` bytes, listening ``listen``
+        seconds after each; returns what arrived before the last piece left
+        (an answer to a request not yet complete, when the pieces hold no LF).
+        Raises ``Inconclusive`` when a pause between pieces passed
+        ``TRICKLE_MARGIN``."""
+        assert sum(sizes) == len(data)
+        early = bytearray()
+        pos = 0
+        last = time.monotonic()
+        for size in sizes:
+            if pos and time.monotonic() - last > TRICKLE_MARGIN:
+                raise Inconclusive(f"{(time.monotonic() - last) * 1000:.0f} ms between two pieces")
+            self.send(data[pos : pos + size])
+            last = time.monotonic()
+            pos += size
+            if pos < len(data):
+                early += self.quiet_for(listen)
+        return bytes(early)
 
     def shutdown_write(self) -> None:
         self.wire.shutdown_write()
@@ -190,49 +217,3 @@ class RawConnection:
         except WireClosed:  # reset by the peer: closed too
             self.eof = True
         return True
-
-
-# ------------------------------------------------------------ line contents
-
-
-def content(line: bytes) -> bytes:
-    """A line without its terminator (LF, and one CR before it)."""
-    if line.endswith(b"\n"):
-        line = line[:-1]
-        if line.endswith(b"\r"):
-            line = line[:-1]
-    return line
-
-
-def decode(line: bytes, *, legacy: bool = False) -> RawAnswer | None:
-    """The answer a raw line holds, or None when it is not an ABP/1 answer."""
-    try:
-        return decode_response(content(line), legacy=legacy)
-    except RemoteProtocolError:
-        return None
-
-
-class AnyOk:
-    """Expected answer ``OK`` or ``OK: TEXT`` (ABP-RESP-1): add and rem."""
-
-    def __repr__(self) -> str:
-        return "OK or OK: TEXT"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Ok | AnyOk)
-
-    def __hash__(self) -> int:
-        return hash(AnyOk)
-
-
-ANY_OK = AnyOk()
-Expected = Ok | Error | AnyOk
-
-
-def wire_form(answer: object) -> object:
-    """How an answer is shown in a failure: its bytes on the wire when it has them."""
-    if isinstance(answer, Ok | Error):
-        return encode_response(answer)
-    if isinstance(answer, LegacyReply):
-        return answer.text.encode("utf-8", "surrogateescape")
-    return answer

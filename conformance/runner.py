@@ -200,7 +200,7 @@ def server_under_test(
             )
         )  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="abp-conformance-") as tmpdir:
-        process = ServerProcess(template.replace("{tmpdir}", tmpdir))
+        process = ServerProcess(template, tmpdir=tmpdir)  # {tmpdir}: the shared instance's
         try:
             argv = process.argv()
         except (KeyError, ValueError) as exc:
@@ -209,11 +209,12 @@ def server_under_test(
         try:
             process.start()
         except ServerStartError as exc:
+            process.close()
             raise UsageProblem(_one_line(str(exc))) from None
         try:
             yield process.host, process.port, template, process
         finally:
-            process.stop()
+            process.close()
 
 
 def _one_line(text: str) -> str:

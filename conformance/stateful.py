@@ -12,8 +12,9 @@ from __future__ import annotations
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
+from conformance.answers import ANY_OK, Expected
 from conformance.fuzz import fresh_example
-from conformance.raw import ANY_OK, Expected, RawConnection
+from conformance.raw import RawConnection
 from conformance.session import ServerSession
 from protocol import Add, Find, Ok, Remove, Request, encode_request, no_entry
 from protocol.strategies import entries, names

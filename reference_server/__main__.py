@@ -15,7 +15,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from protocol import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_QUIET_PERIOD
@@ -196,19 +196,16 @@ def parse_settings(argv: Sequence[str] | None = None) -> tuple[Settings, argpars
 def _from_env(
     parser: argparse.ArgumentParser,
     variable: str,
-    convert: object,
+    convert: Callable[[str], str | int],
     default: str | int,
 ) -> str | int:
     text = os.environ.get(variable)
     if text is None:
         return default
-    assert callable(convert)
     try:
-        value = convert(text)
+        return convert(text)
     except argparse.ArgumentTypeError as exc:
         parser.error(f"{variable}: {exc}")
-    assert isinstance(value, (str, int))
-    return value
 
 
 def _fail(message: str, status: int = EXIT_CANNOT_START) -> int:

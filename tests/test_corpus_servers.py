@@ -14,6 +14,7 @@ restart or a SIGKILL is judged with ``--server-cmd`` (the suite starts it).
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -32,8 +33,17 @@ from conformance.process import ServerProcess
 
 #: The deadline of one suite run (a run normally takes a few seconds).
 RUN_TIMEOUT = 150.0
-#: Worker processes per run: the outer pytest-xdist run parallelises across servers.
-WORKERS = "1"
+#: Worker processes per run: 0 runs the tests inside the suite's own process,
+#: the cheapest for short runs; the outer pytest-xdist run parallelises across
+#: servers.
+WORKERS = 0
+#: The suite's bound on every wait against a broken server: a defect that
+#: makes the server silent costs this much per wait.
+BROKEN_TIMEOUT = "2"
+#: ABP_CORPUS_FULL=1 runs the whole suite on every broken server instead of
+#: only the tests of its intended requirement(s): the same assertions, more
+#: minutes (see the docstring of ``judge``).
+FULL = os.environ.get("ABP_CORPUS_FULL") == "1"
 
 BROKEN = [d for d in DEFECTS.values() if not d.name.startswith("correct")]
 TUTORIAL = "conformance.corpus.tutorial"
@@ -41,16 +51,30 @@ PY = shlex.quote(sys.executable)
 
 
 def judge(defect: Defect, tmp_path: Path) -> SuiteRun:
-    """Run the suite on one corpus server, the way its defect can be seen."""
+    """Run the suite on one corpus server, the way its defect can be seen.
+
+    By default only the tests of the defect's intended requirement(s) run
+    (``--requirement ID``): the verdict on that requirement is the same as in a
+    full run, in a fraction of the time. The controls below run everything.
+    """
     report = tmp_path / "report.json"
+    extra = ["--timeout", BROKEN_TIMEOUT]
+    if not FULL:
+        for rid in defect.requirements:
+            extra += ["--requirement", rid]
     if defect.needs_server_cmd:
-        return run_suite(*suite_args(defect, workers=int(WORKERS)), json_path=report,
-                         timeout=RUN_TIMEOUT)  # fmt: skip
+        args = suite_args(defect, workers=WORKERS)
+        return run_suite(*args, *extra, json_path=report, timeout=RUN_TIMEOUT)
     data = tmp_path / "data"
     with ServerProcess([*corpus_argv(defect.name), "--data", str(data)]) as server:
-        address = f"{server.host}:{server.port}"
-        return run_suite(*suite_args(defect, address, workers=int(WORKERS)), json_path=report,
-                         timeout=RUN_TIMEOUT)  # fmt: skip
+        args = suite_args(defect, f"{server.host}:{server.port}", workers=WORKERS)
+        return run_suite(*args, *extra, json_path=report, timeout=RUN_TIMEOUT)
+
+
+def suite(tmp_path: Path, *args: str) -> SuiteRun:
+    """A suite run with this module's workers, report path and deadline."""
+    args = ("--workers", str(WORKERS), *args) if "--workers" not in args else args
+    return run_suite(*args, json_path=tmp_path / "report.json", timeout=RUN_TIMEOUT)
 
 
 def assert_clean_pass(run: SuiteRun) -> None:
@@ -71,8 +95,7 @@ def test_suite_fails_broken_server_on_its_requirement(defect: Defect, tmp_path: 
     missed = [rid for rid in defect.requirements if not run.catches(rid)]
     assert not missed, (
         f"{defect.name} ({defect.summary}) was not caught on {' '.join(missed)}; "
-        f"the suite failed {sorted(run.failed_requirements())} instead\n"
-        + run.explain(missed[0])
+        f"the suite failed {sorted(run.failed_requirements())} instead\n" + run.explain(missed[0])
     )
     assert "Traceback" not in run.stderr, run.stderr
 
@@ -81,17 +104,13 @@ def test_suite_fails_broken_server_on_its_requirement(defect: Defect, tmp_path: 
 def test_suite_passes_corpus_server_without_defect(name: str, tmp_path: Path) -> None:
     """The corpus's own base server is correct: every failure above is its defect's."""
     defect = DEFECTS[name]
-    run = run_suite(*suite_args(defect, workers=int(WORKERS)), json_path=tmp_path / "r.json",
-                    timeout=RUN_TIMEOUT)  # fmt: skip
+    run = suite(tmp_path, *suite_args(defect, workers=WORKERS))
     assert_clean_pass(run)
 
 
 @pytest.mark.parametrize("service", ["abp", "counter"])
-def test_reference_server_passes_everything_without_warning(
-    service: str, tmp_path: Path
-) -> None:
-    run = run_suite("--workers", WORKERS, "--service", service, json_path=tmp_path / "r.json",
-                    timeout=RUN_TIMEOUT)  # fmt: skip
+def test_reference_server_passes_everything_without_warning(service: str, tmp_path: Path) -> None:
+    run = suite(tmp_path, "--service", service)
     assert_clean_pass(run)
     assert run.report["target"].get("embedded") is True, run.explain()
 
@@ -101,8 +120,9 @@ def test_tutorial_addressbook_server_fails_framing_with_readable_report(tmp_path
         f"{PY} -m {TUTORIAL}.addressbook_server --host {{host}} --port {{port}}"
         " --book {tmpdir}/book.json"
     )
-    run = run_suite("--workers", WORKERS, "--server-cmd", command, json_path=tmp_path / "r.json",
-                    timeout=RUN_TIMEOUT)  # fmt: skip
+    # two workers: against a one-client-at-a-time legacy server the run is
+    # nearly all waiting (42 s with one worker, 16 s with two, same verdicts)
+    run = suite(tmp_path, "--workers", "2", "--timeout", BROKEN_TIMEOUT, "--server-cmd", command)
     assert run.returncode == 1, run.explain()
     # auto framing found what the server speaks, and said so
     assert run.report["target"]["framing"] == "legacy", run.explain()
@@ -111,9 +131,10 @@ def test_tutorial_addressbook_server_fails_framing_with_readable_report(tmp_path
         assert run.catches(rid), f"{rid} not failed\n{run.explain(rid)}"
     # ...but the semantic tests still ran in its framing: some of them pass
     semantic = [
-        t for t in run.with_outcome("PASS")
+        t
+        for t in run.with_outcome("PASS")
         if any(r.startswith(("ABP-REQ-", "ABP-RESP-")) for r in t["requirements"])
-    ]  # fmt: skip
+    ]
     assert semantic, f"no REQ/RESP test passed on the tutorial server\n{run.explain()}"
     assert "verdict:" in run.stdout
     assert "Traceback" not in run.stdout + run.stderr
@@ -121,8 +142,9 @@ def test_tutorial_addressbook_server_fails_framing_with_readable_report(tmp_path
 
 def test_tutorial_counter_server_fails_counter_framing(tmp_path: Path) -> None:
     command = f"{PY} -m {TUTORIAL}.counter_server --host {{host}} --port {{port}}"
-    run = run_suite("--workers", WORKERS, "--service", "counter", "--server-cmd", command,
-                    json_path=tmp_path / "r.json", timeout=RUN_TIMEOUT)  # fmt: skip
+    run = suite(
+        tmp_path, "--timeout", BROKEN_TIMEOUT, "--service", "counter", "--server-cmd", command
+    )
     assert run.returncode == 1, run.explain()
     assert run.catches("ABP-COUNTER-4"), run.explain("ABP-COUNTER-4")
     assert "Traceback" not in run.stdout + run.stderr

@@ -101,7 +101,7 @@ def test_stalled_and_silent_clients_do_not_delay_others(
     started = time.monotonic()
     assert other.request(Add("other", "served")) == Ok()
     assert other.request(Find("other")) == Ok("served")
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 2.0  # the stalled line waits 30 s
     stalled.send_raw(b"ne\n")
     assert stalled.read_line() == b"OK\n"
     assert silent.exchange(b"fnd:stalled\n") == b"OK: half a line\n"

@@ -16,8 +16,9 @@ import threading
 
 import pytest
 
+from conformance.answers import content
 from conformance.expect import fail
-from conformance.raw import RawConnection, Unterminated, content
+from conformance.raw import RawConnection, Unterminated
 from conformance.session import LEGACY_QUIET, ServerSession
 from conformance.wire import WireClosed, WireError
 from protocol import (
@@ -180,7 +181,7 @@ def test_concurrent_connections_get_distinct_numbers(abp: ServerSession) -> None
     them)."""
     clients = 20
     conns = [
-        RawConnection(abp.wire(legacy=False, connect=False), stall=min(1.0, abp.target.timeout))
+        RawConnection(abp.wire(legacy=False, connect=False), stall=abp.stall)
         for _ in range(clients)
     ]
     numbers: list[int | None] = [None] * clients
@@ -227,14 +228,19 @@ def test_lf_and_crlf_lines_get_one_lf_terminated_answer_each(abp: ServerSession)
     """ABP-COUNTER-4: "A counter server MUST frame as section 2 says: one
     LF-terminated answer per request line, LF or CRLF accepted, ..." Three
     lines in one write, then one more sent a byte at a time."""
-    conn = abp.raw("ABP-COUNTER-4")
-    conn.send(b"lf\ncrlf\r\nlf again\n")
-    numbers = lines(abp, "ABP-COUNTER-4", conn, 3)
-    for byte in b"trickle\r\n":
-        conn.send(bytes([byte]))
-        conn.quiet_for(0.002)
-    numbers += lines(abp, "ABP-COUNTER-4", conn, 1)
-    extra = conn.quiet_for(0.05)
+
+    def attempt() -> tuple[list[int], bytes]:
+        conn = abp.raw("ABP-COUNTER-4")
+        conn.send(b"lf\ncrlf\r\nlf again\n")
+        numbers = lines(abp, "ABP-COUNTER-4", conn, 3)
+        trickle = b"trickle\r\n"
+        conn.trickle(trickle, [1] * len(trickle))
+        numbers += lines(abp, "ABP-COUNTER-4", conn, 1)
+        return numbers, conn.quiet_for(0.05)
+
+    result: list[tuple[list[int], bytes]] = []
+    abp.attempts(lambda: result.append(attempt()))
+    numbers, extra = result[-1]
     if extra:
         fail(
             "ABP-COUNTER-4",

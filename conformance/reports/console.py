@@ -102,12 +102,10 @@ def _explain(record: TestRecord, paint: Painter, verbose: bool) -> list[str]:
     return lines
 
 
-def render(result: RunResult, *, colour: bool = False, verbose: bool = False) -> str:
-    paint = Painter(colour)
-    rows = result.requirement_rows()
+def _table(result: RunResult, paint: Painter, verbose: bool) -> list[str]:
     out: list[str] = []
     section = None
-    for row in rows:
+    for row in result.requirement_rows():
         if row.section != section:
             section = row.section
             out += ["", paint.bold(section or "Other")]
@@ -117,29 +115,39 @@ def render(result: RunResult, *, colour: bool = False, verbose: bool = False) ->
         out.append(f"  {row.id:<16} {row.level:<6}  {paint.status(row.status, 8)} {count}")
         if verbose:
             out.extend(f"      {nodeid}" for nodeid in row.tests)
+    return out
 
+
+def _skipped(result: RunResult, paint: Painter, verbose: bool) -> list[str]:
+    by_reason: dict[str, list[TestRecord]] = {}
+    for record in result.sorted_records():
+        if record.outcome == SKIP:
+            by_reason.setdefault(record.skip_reason or "no reason given", []).append(record)
+    if not by_reason:
+        return []
+    out = ["", paint.bold("Skipped")]
+    for reason, records in by_reason.items():
+        ids = sorted({rid for r in records for rid in r.requirements})
+        out.append(f"  {len(records)} test(s) of {' '.join(ids) or '-'}: {printable(reason)}")
+        if verbose:
+            out.extend(f"      {r.nodeid}" for r in records)
+    return out
+
+
+def render(result: RunResult, *, colour: bool = False, verbose: bool = False) -> str:
+    paint = Painter(colour)
+    out = _table(result, paint, verbose)
     bad = [r for r in result.sorted_records() if r.outcome in (FAIL, WARN)]
     if bad:
         out += ["", paint.bold("Failures and warnings")]
         for record in bad:
             out += _explain(record, paint, verbose)
-
-    skipped: dict[str, list[TestRecord]] = {}
-    for record in result.sorted_records():
-        if record.outcome == SKIP:
-            skipped.setdefault(record.skip_reason or "no reason given", []).append(record)
-    if skipped:
-        out += ["", paint.bold("Skipped")]
-        for reason, records in skipped.items():
-            ids = sorted({rid for r in records for rid in r.requirements})
-            out.append(f"  {len(records)} test(s) of {' '.join(ids) or '-'}: {printable(reason)}")
-            if verbose:
-                out.extend(f"      {r.nodeid}" for r in records)
-
+    out += _skipped(result, paint, verbose)
     if result.warnings and verbose:
         out += ["", paint.bold("Python warnings raised by the tests")]
         out.extend(f"  {printable(w)}" for w in result.warnings)
-
+    elif result.warnings:
+        out += ["", f"{len(result.warnings)} Python warning(s) raised by the tests (shown with -v)"]
     s = result.summary()
     out += [
         "",

@@ -12,9 +12,9 @@ import socket
 
 import pytest
 
+from conformance.answers import ANY_OK, Expected, content, decode, wire_form
 from conformance.crowd import Member
 from conformance.expect import fail
-from conformance.raw import ANY_OK, Expected, content, decode, wire_form
 from conformance.session import ServerSession
 from protocol import (
     INVALID_UTF8,
@@ -251,6 +251,7 @@ def test_client_that_connects_and_sends_nothing_holds_up_nobody(abp: ServerSessi
     silent = abp.raw("ABP-CONN-5")
     silent.quiet_for(0.02)  # connected, and the server had a moment to accept it
     expect_prompt_answer(abp, "a connected client that sends nothing")
+    abp.probe()
 
 
 @pytest.mark.requirement("ABP-CONN-5")
@@ -260,6 +261,7 @@ def test_client_that_sends_half_a_line_holds_up_nobody(abp: ServerSession) -> No
     stalled = abp.raw("ABP-CONN-5")
     stalled.send(b"add:" + abp.name("half").encode() + b",\xe2\x82")
     expect_prompt_answer(abp, "a client that sent half a line and stopped")
+    abp.probe()
 
 
 @pytest.mark.requirement("ABP-CONN-5")
@@ -289,6 +291,7 @@ def test_many_stalled_clients_hold_up_nobody(abp: ServerSession) -> None:
         crowd.send(member, b"fnd:" + abp.name("half").encode()[:5])
     crowd.exchange(0, 0.05)  # let the half lines leave
     expect_prompt_answer(abp, "twenty stalled clients")
+    abp.probe()
 
 
 # ---------------------------------------------------------------- ABP-CONN-6

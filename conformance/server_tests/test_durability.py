@@ -13,9 +13,9 @@ from contextlib import contextmanager
 
 import pytest
 
+from conformance.answers import ANY_OK, Expected, content
 from conformance.expect import fail
 from conformance.process import ServerProcess
-from conformance.raw import ANY_OK, Expected, content
 from conformance.session import ServerSession
 from protocol import Add, Find, Ok, Remove, encode_request, encode_response, no_entry
 

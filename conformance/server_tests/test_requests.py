@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.raw import ANY_OK
+from conformance.answers import ANY_OK
 from conformance.session import ServerSession
 from protocol import MALFORMED_REQUEST, Add, Error, Find, Ok, Remove, no_entry, unrecognised
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
+from conformance.answers import ANY_OK
 from conformance.expect import fail
-from conformance.raw import ANY_OK
 from conformance.session import ServerSession
 from protocol import Add, Find, Ok, no_entry
 

@@ -51,7 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--idle-timeout", type=float, default=300.0)
     args = parser.parse_args(argv)
     if args.list:
-        print(_listing())
+        with contextlib.suppress(BrokenPipeError):  # `--list | head`
+            print(_listing(), flush=True)
         return 0
     chosen = DEFECTS.get(args.defect)
     if chosen is None:

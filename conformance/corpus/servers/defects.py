@@ -43,6 +43,7 @@ class Defect:
     server: type[Server]
     needs_server_cmd: bool = False  # caught only by restart/SIGKILL tests
     service: str = "abp"  # "counter": run the suite with --service counter
+    should: bool = False  # a SHOULD is broken: a WARN, which fails the run with --strict
 
 
 DEFECTS: dict[str, Defect] = {}
@@ -54,9 +55,10 @@ def defect(
     *requirements: str,
     needs_server_cmd: bool = False,
     service: str = "abp",
+    should: bool = False,
 ) -> Callable[[type[Server]], type[Server]]:
     def register(cls: type[Server]) -> type[Server]:
-        DEFECTS[name] = Defect(name, summary, requirements, cls, needs_server_cmd, service)
+        DEFECTS[name] = Defect(name, summary, requirements, cls, needs_server_cmd, service, should)
         return cls
 
     return register
@@ -332,6 +334,18 @@ class DiesOnReset(Server):
             await super().converse(peer, reader)
         except ConnectionResetError:
             os._exit(70)  # the uncaught error of a thread-per-client server, say
+
+
+@defect(
+    "never-idles-out",
+    "ignores its idle timeout: idle connections stay open forever",
+    "ABP-CONN-7",
+    should=True,
+)
+class NeverIdlesOut(Server):
+    async def converse(self, peer: Peer, reader: asyncio.StreamReader) -> None:
+        self.idle_timeout = None
+        await super().converse(peer, reader)
 
 
 # --------------------------------------------------------------- durability

@@ -23,22 +23,21 @@ from typing import Any
 
 from conformance.corpus.servers.defects import Defect
 
-#: A corpus server started by the suite; ``{tmpdir}`` is a fresh directory per instance.
-CORPUS_TEMPLATE = (
-    "{python} -m conformance.corpus.servers --defect {defect}"
-    " --host {{host}} --port {{port}} --data {{tmpdir}}"
-)
-
-
-def corpus_command(defect: str, python: str = sys.executable) -> str:
-    """The ``--server-cmd`` template of one corpus server."""
-    return CORPUS_TEMPLATE.format(python=shlex.quote(python), defect=shlex.quote(defect))
+#: The idle timeout corpus servers run with, told to the suite so that it
+#: can judge ABP-CONN-7 too (seconds; short, so that the test is quick).
+IDLE_TIMEOUT = "1"
 
 
 def corpus_argv(defect: str, python: str = sys.executable) -> list[str]:
     """argv (with ``{host}``/``{port}``) to start a corpus server outside the suite."""
     return [python, "-m", "conformance.corpus.servers", "--defect", defect,
-            "--host", "{host}", "--port", "{port}"]  # fmt: skip
+            "--host", "{host}", "--port", "{port}", "--idle-timeout", IDLE_TIMEOUT]  # fmt: skip
+
+
+def corpus_command(defect: str, python: str = sys.executable) -> str:
+    """The ``--server-cmd`` template of one corpus server; ``{tmpdir}`` is a
+    fresh directory per instance the suite starts."""
+    return shlex.join(corpus_argv(defect, python)) + " --data {tmpdir}"
 
 
 @dataclass
@@ -67,10 +66,11 @@ class SuiteRun:
         return [failed] if failed else list(test.get("requirements", []))
 
     def failed_requirements(self) -> set[str]:
-        return {rid for t in self.with_outcome("FAIL") for rid in self.blamed(t)}
+        """Blamed by a FAIL, or by a WARN (a broken SHOULD)."""
+        return {rid for t in self.with_outcome("FAIL", "WARN") for rid in self.blamed(t)}
 
     def catches(self, requirement: str) -> bool:
-        """Some test FAILed, blaming ``requirement``."""
+        """Some test FAILed (WARNed, for a SHOULD), blaming ``requirement``."""
         return requirement in self.failed_requirements()
 
     def outcomes(self) -> dict[str, str]:
@@ -154,9 +154,11 @@ def descendants(pid: int) -> list[int]:
 def suite_args(defect: Defect, address: str | None = None, workers: int = 1) -> list[str]:
     """The suite's arguments for one corpus server: ``--server ADDRESS`` when
     the defect shows on a live server, ``--server-cmd`` when it needs restarts."""
-    args = ["--workers", str(workers)]
+    args = ["--workers", str(workers), "--idle-timeout", IDLE_TIMEOUT]
     if defect.service == "counter":
         args += ["--service", "counter"]
+    if defect.should:
+        args += ["--strict"]
     if address is None:
         return [*args, "--server-cmd", corpus_command(defect.name)]
     return [*args, "--server", address]
