@@ -4,8 +4,10 @@
 by every xdist worker): its address, service, framing, and, when the suite was
 given ``--server-cmd``, how to start private instances of it for the tests
 that restart or kill a server. ``ServerSession`` is one test's view: it opens
-connections that share one transcript, hands out names no other test uses, and
-asks the health probe after abusive tests.
+connections that share one transcript, hands out names no other test uses,
+asks in the framing the server handles, turns every wrong, missing or
+unterminated answer into a ``RequirementFailed`` (requirement, expected and
+actual bytes, transcript), and asks the health probe after abusive tests.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import NoReturn
 import pytest
 
 from conformance.answers import (
+    FORM_SECTIONS,
     Expected,
     RawAnswer,
     decode,
@@ -32,7 +35,7 @@ from conformance.answers import (
 )
 from conformance.crowd import Crowd
 from conformance.expect import fail
-from conformance.process import ServerProcess
+from conformance.process import ServerProcess, ServerStartError
 from conformance.raw import Inconclusive, RawConnection, Unterminated
 from conformance.wire import Answer, Transcript, Wire, WireClosed, WireError, WireTimeout
 from protocol import (
@@ -310,9 +313,8 @@ class ServerSession:
         """
         if expected == actual:
             return
-        if not requirement.startswith(FORM_SECTIONS) and same_meaning(
-            expected, actual, self._stored
-        ):
+        judged_by_meaning = not requirement.startswith(FORM_SECTIONS)
+        if judged_by_meaning and same_meaning(expected, actual, self._stored):
             self.transcript.note(
                 "--",
                 f"answer judged by its meaning; its form is {form_requirement(expected)}'s test",
@@ -466,8 +468,14 @@ class ServerSession:
             template = self.target.server_cmd.replace("{tmpdir}", tmpdir)
             process = ServerProcess(template, host=self.target.host, env=dict(os.environ))
             self.transcript.note("--", f"starting private server: {template}")
-            try:
-                process.start()
+            with contextlib.ExitStack() as stack:
+                stack.callback(process.close)  # stop it, release its files
+                try:
+                    process.start()
+                except ServerStartError as exc:
+                    fail(
+                        "ABP-TRANSPORT-1",
+                        f"the private server did not start: {exc}",
+                        transcript=self.transcript,
+                    )
                 yield process
-            finally:
-                process.stop()

@@ -99,11 +99,22 @@ def test_requirement_status_is_the_worst_of_its_tests(outcomes: list[str], statu
     assert len(row.tests) == len(outcomes)
 
 
-def test_a_failure_also_counts_against_the_requirement_it_names() -> None:
+def test_a_failure_counts_against_the_requirement_it_names_only() -> None:
+    """A test of REQ-2 whose health probe broke CONN-6 disproves CONN-6, and
+    neither proves nor disproves REQ-2."""
     r = record("t", ["ABP-REQ-2"], FAIL, failed_requirement="ABP-CONN-6")
-    rows = {row.id: row for row in RunResult([r], complete=False).requirement_rows()}
-    assert rows["ABP-REQ-2"].status == FAIL
+    passing = record("u", ["ABP-REQ-2"], PASS)
+    rows = {row.id: row for row in RunResult([r, passing], complete=False).requirement_rows()}
+    assert rows["ABP-REQ-2"].status == PASS
     assert rows["ABP-CONN-6"].status == FAIL
+    alone = {row.id: row for row in RunResult([r], complete=False).requirement_rows()}
+    assert alone["ABP-REQ-2"].status == SKIP
+
+
+def test_a_failure_naming_no_requirement_counts_against_all_of_its_own() -> None:
+    r = record("t", ["ABP-REQ-2", "ABP-REQ-5"], FAIL)
+    rows = {row.id: row for row in RunResult([r], complete=False).requirement_rows()}
+    assert rows["ABP-REQ-2"].status == rows["ABP-REQ-5"].status == FAIL
 
 
 def test_rows_follow_the_spec_order_and_list_untested_requirements_of_the_role() -> None:

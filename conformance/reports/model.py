@@ -7,7 +7,9 @@ and decides the verdict. The rules, in one place:
   (the ID of a ``RequirementFailed``, or, when the failure names none, every
   requirement of the test is a SHOULD): then it is WARN;
 - a requirement's status is the worst of its tests': FAIL beats WARN beats
-  PASS beats SKIP;
+  PASS beats SKIP; a failed test counts against the requirement it found
+  broken (when its failure names one), not against the others it covers,
+  which it neither proved nor disproved;
 - the exit status is 1 when a test is FAIL (or WARN with ``strict``), else 0.
 """
 
@@ -90,6 +92,12 @@ class TestRecord:
             ids.append(self.failed_requirement)
         return ids
 
+    def outcome_for(self, requirement_id: str) -> str:
+        """This test's say on one requirement (see the module docstring)."""
+        if self.outcome in (FAIL, WARN) and self.failed_requirement:
+            return self.outcome if requirement_id == self.failed_requirement else SKIP
+        return self.outcome
+
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -146,12 +154,12 @@ class RunResult:
                     req.role,
                     req.section,
                     req.text,
-                    worst([r.outcome for r in covering]),
+                    worst([r.outcome_for(rid) for r in covering]),
                     sorted(r.nodeid for r in covering),
                 )
             )
         for rid, covering in sorted(tests.items()):  # not in the spec (plain pytest use)
-            outcome = worst([r.outcome for r in covering])
+            outcome = worst([r.outcome_for(rid) for r in covering])
             rows.append(
                 RequirementRow(rid, "?", "?", "?", "", outcome, [r.nodeid for r in covering])
             )

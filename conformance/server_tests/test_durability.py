@@ -15,7 +15,7 @@ import pytest
 
 from conformance.answers import ANY_OK, Expected, content
 from conformance.expect import fail
-from conformance.process import ServerProcess
+from conformance.process import ServerProcess, ServerStartError
 from conformance.session import ServerSession
 from protocol import Add, Find, Ok, Remove, encode_request, encode_response, no_entry
 
@@ -28,6 +28,24 @@ def private(abp: ServerSession, why: str) -> Iterator[ServerProcess]:
         if server is None:
             pytest.skip(f"needs --server-cmd: {why}")
         yield server
+
+
+def bring_back(abp: ServerSession, server: ServerProcess, requirement: str, how: str) -> None:
+    """Stop the private server (``how``: "restart" is SIGTERM, "kill" SIGKILL)
+    and start it again; a server that does not come back fails ``requirement``."""
+    abp.transcript.note("--", f"{how} of the private server, then start it again")
+    if how == "kill":
+        server.kill()
+    else:
+        server.stop()
+    try:
+        server.start()
+    except ServerStartError as exc:
+        fail(
+            requirement,
+            f"the server did not start again after a {how}: {exc}",
+            transcript=abp.transcript,
+        )
 
 
 def expect_all(
@@ -64,8 +82,7 @@ def test_every_ok_change_survives_a_restart(abp: ServerSession) -> None:
             Remove(removed),
         ):
             abp.expect("ABP-DUR-1", request, ANY_OK, "a change before the restart", address=at)
-        abp.transcript.note("--", "restarting the private server (SIGTERM, then start)")
-        server.restart()
+        bring_back(abp, server, "ABP-DUR-1", "restart")
         expect_all(
             abp,
             "ABP-DUR-1",
@@ -97,9 +114,7 @@ def test_change_survives_sigkill_right_after_its_ok(abp: ServerSession) -> None:
             conn = abp.raw("ABP-DUR-2", address=at)
             conn.send(b"".join(encode_request(change) for change in changes))
             abp.expect_lines("ABP-DUR-2", conn, [ANY_OK] * len(changes), "pipelined changes")
-        server.kill()
-        abp.transcript.note("--", "SIGKILL right after the last OK; starting again")
-        server.start()
+        bring_back(abp, server, "ABP-DUR-2", "kill")
         expect_all(
             abp,
             "ABP-DUR-2",
@@ -162,9 +177,7 @@ def test_concurrent_writers_survive_sigkill(abp: ServerSession) -> None:
     MUST all be kept", across a SIGKILL (ABP-DUR-2)."""
     with private(abp, "killing the server with SIGKILL") as server:
         book = concurrent_writers(abp, server.address)
-        server.kill()
-        abp.transcript.note("--", "SIGKILL after the writers' OKs; starting again")
-        server.start()
+        bring_back(abp, server, "ABP-DUR-3", "kill")
         expect_all(
             abp,
             "ABP-DUR-3",

@@ -76,7 +76,7 @@ def test_fnd_returns_the_entry_byte_for_byte(abp: ServerSession, entry: str) -> 
     by ENTRY exactly as it was stored: a byte-exact round trip for any Unicode,
     `:` and `,` and spaces and tabs included." """
     name = abp.name()
-    abp.expect("ABP-RESP-2", Add(name, entry), ANY_OK, "add")
+    abp.expect("ABP-REQ-2", Add(name, entry), ANY_OK, "add")
     abp.expect("ABP-RESP-2", Find(name), Ok(entry), "the entry did not come back byte for byte")
 
 
@@ -86,7 +86,7 @@ def test_unicode_names_round_trip(abp: ServerSession) -> None:
     every plane, stored and found."""
     for i, prefix in enumerate(("\u00e9l\u00e8ve", "\U0001f600", "\u96fb", "\U0010fffd", "a b")):
         name = f"{prefix}-{abp.name()}"
-        abp.expect("ABP-RESP-2", Add(name, f"entry {i}"), ANY_OK, "add of a Unicode name")
+        abp.expect("ABP-REQ-7", Add(name, f"entry {i}"), ANY_OK, "add of a Unicode name")
         abp.expect("ABP-RESP-2", Find(name), Ok(f"entry {i}"), "fnd of a Unicode name")
 
 

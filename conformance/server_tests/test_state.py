@@ -67,7 +67,7 @@ def test_any_name_and_entry_round_trip(abp: ServerSession) -> None:
     def round_trip(name: str, entry: str) -> None:
         fresh_example(abp)
         unique = f"{abp.name('rt')}{name}"
-        abp.expect("ABP-RESP-2", Add(unique, entry), ANY_OK, "add of a generated entry")
+        abp.expect("ABP-REQ-2", Add(unique, entry), ANY_OK, "add of a generated entry")
         abp.expect("ABP-RESP-2", Find(unique), Ok(entry), "the entry did not round-trip")
 
     run_seeded(abp, round_trip)
