@@ -80,13 +80,10 @@ def expected_refusal(line: bytes) -> InvalidRequest | None:
 
 def allowed_refusals(refusal: InvalidRequest) -> set[Error] | None:
     """The answers a bad line may get. A line that breaks two rules (NUL and
-    invalid UTF-8) may get either error: the spec sets no precedence. A CR
-    inside a line is a case the spec leaves open: None, any answer."""
+    invalid UTF-8) may get either error: the spec sets no precedence."""
     raw = refusal.raw
-    if b"\r" in raw:
-        return None
     allowed = {refusal.reply}
-    if b"\x00" in raw:
+    if b"\x00" in raw or b"\r" in raw:  # ABP-FRAME-13
         allowed.add(Error(MALFORMED_REQUEST))
     try:
         raw.decode("utf-8")

@@ -478,6 +478,33 @@ NUL_LINES = {
 }
 
 
+CR_LINES = {
+    "in the name": b"fnd:ab\rcd",
+    "in the entry": b"add:NAME,ab\rcd",
+    "before a CRLF": b"add:NAME,entry\r\r",
+}
+
+
+@pytest.mark.requirement("ABP-FRAME-13", "ABP-CONN-3")
+@pytest.mark.parametrize("line", CR_LINES.values(), ids=CR_LINES.keys())
+def test_cr_inside_a_request_is_refused_and_the_connection_stays_usable(
+    abp: ServerSession, line: bytes
+) -> None:
+    """ABP-FRAME-13: "A server MUST answer a request line that holds [...] a CR
+    anywhere but right before its LF, with `ERROR: Malformed request` and keep
+    the connection usable." A stored CR could not be read back byte for byte."""
+    name = abp.name()
+    conn = abp.raw()
+    conn.send(line.replace(b"NAME", name.encode()) + b"\n" + encode_request(Find(name)))
+    abp.expect_lines(
+        "ABP-FRAME-13",
+        conn,
+        [MALFORMED, no_entry(name)],
+        "a line holding a CR, then a lookup on the same connection",
+    )
+    abp.probe()
+
+
 @pytest.mark.requirement("ABP-FRAME-13", "ABP-CONN-3")
 @pytest.mark.parametrize("line", NUL_LINES.values(), ids=NUL_LINES.keys())
 def test_nul_byte_is_refused_and_the_connection_stays_usable(
