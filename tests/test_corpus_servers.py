@@ -78,12 +78,14 @@ def suite(tmp_path: Path, *args: str) -> SuiteRun:
 
 
 def assert_clean_pass(run: SuiteRun) -> None:
-    """Exit 0, no FAIL, no WARN, and the suite really ran tests."""
-    bad = run.with_outcome("FAIL", "WARN")
-    assert not bad, run.explain()
+    """Exit 0, every test PASS (no FAIL, no WARN, no SKIP), no Python warning."""
+    assert not run.with_outcome("FAIL", "WARN"), run.explain()
     assert run.returncode == 0, run.explain()
-    assert run.with_outcome("PASS"), run.explain()
     assert run.report["verdict"] == "PASS", run.explain()
+    skipped = [f"{t['nodeid']}: {t['skip_reason']}" for t in run.with_outcome("SKIP")]
+    assert not skipped, "\n".join(skipped)
+    assert run.with_outcome("PASS"), run.explain()
+    assert not run.report.get("warnings"), run.report["warnings"]
 
 
 @pytest.mark.parametrize("defect", BROKEN, ids=[d.name for d in BROKEN])
@@ -98,6 +100,29 @@ def test_suite_fails_broken_server_on_its_requirement(defect: Defect, tmp_path: 
         f"the suite failed {sorted(run.failed_requirements())} instead\n" + run.explain(missed[0])
     )
     assert "Traceback" not in run.stderr, run.stderr
+
+
+RESTART_DEFECTS = [d for d in BROKEN if d.needs_server_cmd]
+
+
+@pytest.mark.parametrize("defect", RESTART_DEFECTS, ids=[d.name for d in RESTART_DEFECTS])
+def test_restart_defects_are_skipped_with_a_reason_without_server_cmd(
+    defect: Defect, tmp_path: Path
+) -> None:
+    """Without ``--server-cmd`` the suite cannot restart or kill the server:
+    the tests that could see the defect are reported SKIP, saying why, never
+    silently passed."""
+    focus = [arg for rid in defect.requirements for arg in ("--requirement", rid)]
+    with ServerProcess([*corpus_argv(defect.name), "--data", str(tmp_path / "data")]) as server:
+        run = suite(tmp_path, "--server", f"{server.host}:{server.port}", *focus)
+    covering = [t for t in run.tests if set(defect.requirements) & set(t["requirements"])]
+    assert covering, run.explain()
+    for test in covering:
+        assert test["outcome"] in ("SKIP", "PASS"), run.explain()
+    skipped = [t for t in covering if t["outcome"] == "SKIP"]
+    assert skipped, run.explain()
+    assert all("--server-cmd" in t["skip_reason"] for t in skipped), run.explain()
+    assert not run.catches(defect.requirements[0]), run.explain()
 
 
 @pytest.mark.parametrize("name", ["correct", "correct-counter"])

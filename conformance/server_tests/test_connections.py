@@ -9,6 +9,7 @@ client at a time fails here within ``HOLDUP_BOUND`` seconds, not a timeout.
 from __future__ import annotations
 
 import socket
+import time
 
 import pytest
 
@@ -178,6 +179,35 @@ def judge_busy(abp: ServerSession, member: Member) -> None:
             actual=bytes(member.received),
             transcript=abp.transcript,
         )
+    if not member.eof and not closes_soon(member, abp.holdup_bound):
+        fail(
+            "ABP-CONN-8",
+            f"connection {member.name} was refused busy but not closed within "
+            f"{abp.holdup_bound:g}s",
+            expected="end of stream after the busy line",
+            actual=bytes(member.received),
+            transcript=abp.transcript,
+        )
+
+
+def closes_soon(member: Member, bound: float) -> bool:
+    """True when the server closes ``member`` (EOF or reset) within ``bound``
+    seconds and sends nothing more before that."""
+    deadline = time.monotonic() + bound
+    sock = member.sock
+    while (remaining := deadline - time.monotonic()) > 0:
+        sock.settimeout(remaining)
+        try:
+            data = sock.recv(4096)
+        except TimeoutError:
+            return False
+        except OSError:
+            return True  # reset: closed too
+        if not data:
+            return True
+        member.received += data
+        return False
+    return False
 
 
 @pytest.mark.requirement("ABP-CONN-4", "ABP-CONN-8")

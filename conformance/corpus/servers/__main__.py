@@ -30,8 +30,9 @@ class _Parser(argparse.ArgumentParser):
 def _listing() -> str:
     rows = []
     for d in DEFECTS.values():
-        needs = [*(["--server-cmd"] if d.needs_server_cmd else [])]
+        needs = ["--server-cmd"] if d.needs_server_cmd else []
         needs += ["--service counter"] if d.service == "counter" else []
+        needs += ["--strict (a SHOULD)"] if d.should else []
         rows.append(
             f"{d.name:26} {' '.join(d.requirements) or '-':16} {d.summary}"
             + (f"  [needs {', '.join(needs)}]" if needs else "")
@@ -45,7 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="list the defects and exit")
     parser.add_argument("--host", default=DEFAULT_HOST)
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
-    parser.add_argument("--data", type=Path, default=None, help="directory of the book's log")
+    parser.add_argument(
+        "--data", type=Path, default=None, help="directory of the book's log (none: not saved)"
+    )
     parser.add_argument("--service", choices=("abp", "counter"), default=None)
     parser.add_argument("--quiet-period", type=float, default=DEFAULT_QUIET_PERIOD)
     parser.add_argument("--idle-timeout", type=float, default=300.0)

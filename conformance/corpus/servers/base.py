@@ -112,24 +112,24 @@ class Server:
                 if not data:  # half-close: the last, legacy request (ABP-FRAME-5)
                     await self.answer(peer, self.at_half_close(framer))
                     return
-                events = framer.receive_data(self.received(data), loop.time())
+                events = framer.receive_data(self.received(peer, data), loop.time())
             if not await self.answer(peer, events):
                 return
 
     async def answer(self, peer: Peer, events: Sequence[ServerEvent]) -> bool:
         """Answer ``events`` in order; False when the connection must close."""
         keep_open = True
-        for event in self.answered(events):
+        for event in self.answered(peer, events):
             if isinstance(event, ConnectionClosed):
                 continue
             response = await self.respond(peer, event)
             if response is None:
                 keep_open = False
                 break
-            peer.writer.write(self.encode(response))
+            peer.writer.write(self.encode(peer, response))
             peer.answers += 1
             self.requests += 1
-            if self.closes_after(response):
+            if self.closes_after(peer, response):
                 keep_open = False
                 break
         await peer.writer.drain()
@@ -157,14 +157,14 @@ class Server:
             counter=True, quiet_period=self.quiet_period, max_line=self.max_line
         )
 
-    def received(self, data: bytes) -> bytes:
+    def received(self, peer: Peer, data: bytes) -> bytes:
         """The bytes read, as given to the framer."""
         return data
 
     def at_half_close(self, framer: ServerConnection) -> list[ServerEvent]:
         return framer.receive_data(b"")
 
-    def answered(self, events: Sequence[ServerEvent]) -> Sequence[ServerEvent]:
+    def answered(self, peer: Peer, events: Sequence[ServerEvent]) -> Sequence[ServerEvent]:
         """Which of the lines framed from one read get an answer: all of them."""
         return events
 
@@ -187,10 +187,10 @@ class Server:
         entry = book.get(request.name)
         return no_entry(request.name) if entry is None else Ok(entry)
 
-    def encode(self, response: Response) -> bytes:
+    def encode(self, peer: Peer, response: Response) -> bytes:
         return encode_response(response)
 
-    def closes_after(self, response: Response) -> bool:
+    def closes_after(self, peer: Peer, response: Response) -> bool:
         return False
 
     def number(self, peer: Peer) -> int:

@@ -105,6 +105,15 @@ def _first(test: dict[str, Any]) -> str:
     return text.strip().splitlines()[0][:160] if text.strip() else ""
 
 
+_OUTER_PYTEST = {
+    "PYTEST_ADDOPTS",
+    "PYTEST_CURRENT_TEST",
+    "PYTEST_XDIST_TESTRUNUID",
+    "PYTEST_XDIST_WORKER",
+    "PYTEST_XDIST_WORKER_COUNT",
+}
+
+
 def run_suite(
     *args: str, json_path: Path, timeout: float = 120.0, python: str = sys.executable
 ) -> SuiteRun:
@@ -112,9 +121,12 @@ def run_suite(
     run and every process it started (servers run in their own sessions) are
     killed by PID and ``subprocess.TimeoutExpired`` is raised."""
     argv = [python, "-m", "conformance", "run", *args, "--json", str(json_path)]
+    # the run is a user's run, not a part of the pytest session that starts it
+    env = {k: v for k, v in os.environ.items() if k not in _OUTER_PYTEST}
     started = time.monotonic()
     with subprocess.Popen(
         argv,
+        env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
