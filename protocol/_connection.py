@@ -13,7 +13,7 @@ the caller raises ``LocalProtocolError``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TypeAlias
+from typing import Generic, TypeAlias, TypeVar
 
 from protocol import _codec
 from protocol._codec import check_request
@@ -40,6 +40,7 @@ DEFAULT_QUIET_PERIOD = 0.1
 
 ServerEvent: TypeAlias = Request | CounterRequest | InvalidRequest | ConnectionClosed
 ClientEvent: TypeAlias = Ok | Error | LegacyReply | CounterReply | ConnectionClosed
+EventT = TypeVar("EventT")
 
 
 def _too_long(size: int) -> InvalidRequest:
@@ -51,7 +52,55 @@ def _too_long(size: int) -> InvalidRequest:
     return InvalidRequest(error, b"")
 
 
-class ServerConnection:
+class _LineConnection(Generic[EventT]):
+    """What both sides share: a ``LineReader``, end of stream, the quiet period.
+
+    Subclasses turn complete frames into their events in ``_events``.
+    """
+
+    #: The requirement a caller breaks by feeding data after end of stream.
+    _after_eof_requirement = "ABP-FRAME-5"
+
+    def __init__(self, reader: LineReader) -> None:
+        self._reader = reader
+        self._closed_by_peer = False
+
+    def receive_data(self, data: bytes, now: float = 0.0) -> list[EventT | ConnectionClosed]:
+        """Feed bytes read from the socket; b"" means the peer closed its side.
+
+        At end of stream the buffered bytes with no LF form a last, legacy
+        line (ABP-FRAME-5 for requests, ABP-FRAME-8 for answers).
+        """
+        if self._closed_by_peer:
+            if data:
+                raise LocalProtocolError(
+                    "data fed after end of stream", self._after_eof_requirement
+                )
+            return []
+        if not data:
+            self._closed_by_peer = True
+            events: list[EventT | ConnectionClosed] = list(self._events(self._reader.feed_eof()))
+            events.append(ConnectionClosed())
+            return events
+        return list(self._events(self._reader.feed(data, now)))
+
+    def deadline(self) -> float | None:
+        """The time at which ``expire`` has a legacy line to hand out (ABP-FRAME-6)."""
+        return self._reader.deadline()
+
+    def expire(self, now: float) -> list[EventT | ConnectionClosed]:
+        """Call once ``deadline()`` has passed (typed like ``receive_data``)."""
+        return list(self._events(self._reader.expire(now)))
+
+    @property
+    def peer_closed(self) -> bool:
+        return self._closed_by_peer
+
+    def _events(self, frames: Sequence[Frame]) -> list[EventT]:
+        raise NotImplementedError
+
+
+class ServerConnection(_LineConnection["Request | CounterRequest | InvalidRequest"]):
     """The server side of one ABP/1 (or counter service) connection.
 
     ``counter=True`` turns every line into a ``CounterRequest`` (section 7).
@@ -64,34 +113,12 @@ class ServerConnection:
         quiet_period: float | None = DEFAULT_QUIET_PERIOD,
         max_line: int = MAX_REQUEST_LINE,
     ) -> None:
+        super().__init__(LineReader(max_line, quiet_period))
         self.counter = counter
-        self._reader = LineReader(max_line, quiet_period)
         self._unanswered = 0
-        self._closed_by_peer = False
 
-    # -- input
-    def receive_data(self, data: bytes, now: float = 0.0) -> list[ServerEvent]:
-        """Feed bytes read from the socket; b"" means the peer half-closed."""
-        if self._closed_by_peer:
-            if data:
-                raise LocalProtocolError("data fed after end of stream", "ABP-FRAME-5")
-            return []
-        if not data:
-            self._closed_by_peer = True
-            events = self._events(self._reader.feed_eof())
-            events.append(ConnectionClosed())
-            return events
-        return self._events(self._reader.feed(data, now))
-
-    def deadline(self) -> float | None:
-        """The time at which ``expire`` has a legacy request to hand out."""
-        return self._reader.deadline()
-
-    def expire(self, now: float) -> list[ServerEvent]:
-        return self._events(self._reader.expire(now))
-
-    def _events(self, frames: Sequence[Frame]) -> list[ServerEvent]:
-        events: list[ServerEvent] = []
+    def _events(self, frames: Sequence[Frame]) -> list[Request | CounterRequest | InvalidRequest]:
+        events: list[Request | CounterRequest | InvalidRequest] = []
         for frame in frames:
             self._unanswered += 1
             if not isinstance(frame, LineFrame):
@@ -125,12 +152,8 @@ class ServerConnection:
         self._unanswered -= 1
         return data
 
-    @property
-    def peer_closed(self) -> bool:
-        return self._closed_by_peer
 
-
-class ClientConnection:
+class ClientConnection(_LineConnection["Ok | Error | LegacyReply | CounterReply"]):
     """The client side: requests out, answers in (ABP-FRAME-7, ABP-FRAME-8).
 
     ``legacy=True`` talks to tutorial-era servers: requests carry no
@@ -147,13 +170,12 @@ class ClientConnection:
         quiet_period: float | None = None,
         max_line: int = MAX_RESPONSE_LINE,
     ) -> None:
-        self.legacy = legacy
-        self.counter = counter
         if legacy and quiet_period is None:
             quiet_period = DEFAULT_QUIET_PERIOD
-        self._reader = LineReader(max_line, quiet_period if legacy else None)
+        super().__init__(LineReader(max_line, quiet_period if legacy else None))
+        self.legacy = legacy
+        self.counter = counter
         self._outstanding = 0
-        self._closed_by_peer = False
 
     @property
     def outstanding(self) -> int:
@@ -182,32 +204,14 @@ class ClientConnection:
         self._outstanding += 1
         return data
 
-    def receive_data(self, data: bytes, now: float = 0.0) -> list[ClientEvent]:
-        """Feed bytes read from the socket; b"" means the server closed."""
-        if self._closed_by_peer:
-            if data:
-                raise LocalProtocolError("data fed after end of stream", "ABP-FRAME-7")
-            return []
-        if not data:
-            self._closed_by_peer = True
-            # ABP-FRAME-8: the end of the stream ends an unterminated answer.
-            events = self._events(self._reader.feed_eof())
-            events.append(ConnectionClosed())
-            return events
-        return self._events(self._reader.feed(data, now))
+    _after_eof_requirement = "ABP-FRAME-7"
 
-    def deadline(self) -> float | None:
-        return self._reader.deadline()
-
-    def expire(self, now: float) -> list[ClientEvent]:
-        return self._events(self._reader.expire(now))
-
-    def _events(self, frames: Sequence[Frame]) -> list[ClientEvent]:
-        events: list[ClientEvent] = []
+    def _events(self, frames: Sequence[Frame]) -> list[Ok | Error | LegacyReply | CounterReply]:
+        events: list[Ok | Error | LegacyReply | CounterReply] = []
         for frame in frames:
             if not isinstance(frame, LineFrame):
                 raise RemoteProtocolError(f"response line of {frame.size}+ bytes", "ABP-FRAME-14")
-            event: ClientEvent
+            event: Ok | Error | LegacyReply | CounterReply
             # A counter server answers long lines with "ERROR: Request too long"
             # (ABP-COUNTER-4) and may refuse with "ERROR: Server busy" (ABP-CONN-8).
             if self.counter and not frame.data.startswith(b"ERROR:"):
