@@ -21,7 +21,8 @@ from collections.abc import Generator, Iterator
 import pytest
 
 from conformance.expect import RequirementFailed
-from conformance.session import FRAMINGS, SERVICES, ServerSession, ServerTarget
+from conformance.session import ServerSession, ServerTarget
+from conformance.target import FRAMINGS, SERVICES
 from conformance.wire import Transcript, WireProtocolError
 from protocol import requirements
 

@@ -8,12 +8,12 @@ which drives ``reference_client.Session`` in-process over real sockets.
 from __future__ import annotations
 
 import importlib.util
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import client_process
 import pytest
 from hypothesis import HealthCheck, given, settings
 
@@ -32,18 +32,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 def run_client(
     server: ServerProcess, *args: str, stdin: str = "", timeout: float = 20
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("ABP_HOST", "ABP_PORT")}
-    env.update(LC_ALL="C", LANG="C")  # answers are UTF-8 whatever the locale
-    return subprocess.run(
-        [sys.executable, "-m", "reference_client", "--server", f"127.0.0.1:{server.port}", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        env=env,
-        timeout=timeout,
-        check=False,
-    )
+    address = f"127.0.0.1:{server.port}"
+    return client_process.run_client("--server", address, *args, stdin=stdin, timeout=timeout)
 
 
 def test_add_find_remove(server: ServerProcess) -> None:

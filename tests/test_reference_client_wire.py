@@ -1,126 +1,32 @@
 """abp-client against scripted, misbehaving servers (ABP-FRAME-7, -8, -14,
 ABP-REQ-12, -13, ABP-CONN-10, ABP-CLIENT-1 .. -7).
 
-Each scripted server is one thread on 127.0.0.1 port 0 that serves its
-connections one at a time with a script, records every byte it receives, and
-is stopped in teardown. The client always runs as a real subprocess.
-(Long because the scripted server and the scripts live next to the tests that
-use them; test modules cannot share helpers outside conftest.py.)
+Each scripted server (``scripted_server.ScriptedServer``) is one thread on
+127.0.0.1 port 0 that serves its connections one at a time with a script,
+records every byte it receives, and is stopped in teardown. The scripts live
+next to the tests that use them. The client always runs as a real subprocess.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
 import socket
-import struct
-import subprocess
-import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
+from client_process import client_env, run_client
+from scripted_server import (
+    Peer,
+    Script,
+    ScriptedServer,
+    StartServer,
+    answer,
+    read_line,
+    read_until_eof,
+)
 
 from conformance.process import free_port, wait_until
-
-
-class Peer:
-    """The server's end of one connection; every byte received is kept."""
-
-    def __init__(self, sock: socket.socket, log: bytearray, lock: threading.Lock) -> None:
-        self.sock = sock
-        self._log = log
-        self._lock = lock
-
-    def recv(self, size: int) -> bytes:
-        data = self.sock.recv(size)
-        with self._lock:
-            self._log.extend(data)
-        return data
-
-    def sendall(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def reset_on_close(self) -> None:
-        """SO_LINGER 0: closing sends RST instead of FIN."""
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-
-
-Script = Callable[[Peer], None]
-
-
-# ------------------------------------------------------------ scripted server
-
-
-class ScriptedServer:
-    """A deliberately scripted server: the behaviour under test is the script."""
-
-    def __init__(self, script: Script, family: socket.AddressFamily = socket.AF_INET) -> None:
-        self.script = script
-        self.listener = socket.socket(family, socket.SOCK_STREAM)
-        self.listener.bind(("::1" if family == socket.AF_INET6 else "127.0.0.1", 0))
-        self.listener.listen(16)
-        self.listener.settimeout(0.05)
-        self.port: int = self.listener.getsockname()[1]
-        self.received: list[bytearray] = []  # one per accepted connection
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    @property
-    def accepted(self) -> int:
-        with self._lock:
-            return len(self.received)
-
-    def data(self, index: int = 0) -> bytes:
-        with self._lock:
-            return bytes(self.received[index])
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with conn:
-                conn.settimeout(10.0)
-                log = bytearray()
-                with self._lock:
-                    self.received.append(log)
-                with contextlib.suppress(OSError):
-                    self.script(Peer(conn, log, self._lock))
-        self._drain()
-
-    def _drain(self) -> None:
-        """Connections still queued when stopped count too, with their bytes."""
-        self.listener.setblocking(False)
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                break
-            with conn:
-                conn.setblocking(False)
-                log = bytearray()
-                with contextlib.suppress(OSError):
-                    while chunk := conn.recv(65536):
-                        log.extend(chunk)
-                with self._lock:
-                    self.received.append(log)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(15)
-        self.listener.close()
-        assert not self._thread.is_alive(), "scripted server thread did not stop"
-
-
-StartServer = Callable[..., ScriptedServer]
 
 
 @pytest.fixture
@@ -137,63 +43,7 @@ def scripted() -> Iterator[StartServer]:
         server.stop()
 
 
-def read_line(conn: Peer) -> bytes:
-    """What a server reads as one request: up to LF, or to end of stream."""
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = conn.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-    return data
-
-
-def read_until_eof(conn: Peer) -> bytes:
-    data = b""
-    while chunk := conn.recv(4096):
-        data += chunk
-    return data
-
-
-def answer(*parts: bytes, pause: float = 0.0, close: bool = True) -> Script:
-    """A server that reads one request line and sends ``parts`` as segments."""
-
-    def script(conn: Peer) -> None:
-        read_line(conn)
-        for part in parts:
-            conn.sendall(part)
-            if pause:
-                time.sleep(pause)  # the segmentation under test, not synchronisation
-        if not close:
-            read_until_eof(conn)
-
-    return script
-
-
 # ------------------------------------------------------------------ helpers
-
-
-def client_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("ABP_HOST", "ABP_PORT")}
-    env.update(LC_ALL="C", LANG="C")  # answers are UTF-8 whatever the locale
-    env.update(extra)
-    return env
-
-
-def run_client(
-    *args: str, stdin: str | None = None, env: dict[str, str] | None = None, timeout: float = 20
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "reference_client", *args],
-        input=stdin if stdin is not None else "",
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        errors="surrogateescape",
-        env=env if env is not None else client_env(),
-        timeout=timeout,
-        check=False,
-    )
 
 
 def at(server: ScriptedServer) -> list[str]:

@@ -17,9 +17,10 @@ import threading
 import pytest
 
 from conformance.answers import content
+from conformance.conversation import LEGACY_QUIET
 from conformance.expect import fail
 from conformance.raw import RawConnection, Unterminated
-from conformance.session import LEGACY_QUIET, ServerSession
+from conformance.session import ServerSession
 from conformance.wire import WireClosed, WireError
 from protocol import (
     MAX_REQUEST_LINE,
@@ -59,6 +60,18 @@ def lines(abp: ServerSession, requirement: str, conn: RawConnection, count: int)
     """``count`` LF-terminated answers on a line-framed connection; their Ns."""
     raw = abp.read_lines(requirement, conn, count, f"{count} counter answers")
     return [number_of(abp, requirement, line) for line in raw]
+
+
+def check_one_number(abp: ServerSession, numbers: list[int]) -> None:
+    """ABP-COUNTER-2: the answers on one connection all carry its number."""
+    if len(set(numbers)) != 1:
+        fail(
+            "ABP-COUNTER-2",
+            "answers on one connection carry different numbers",
+            expected=[numbers[0]] * len(numbers),
+            actual=numbers,
+            transcript=abp.transcript,
+        )
 
 
 # ------------------------------------------------------------- ABP-COUNTER-1
@@ -116,14 +129,7 @@ def test_all_answers_on_one_connection_carry_the_same_number(abp: ServerSession)
     if not abp.legacy:
         conn.send(b"".join(f"pipelined {i}\n".encode() for i in range(5)))
         numbers += lines(abp, "ABP-COUNTER-2", conn, 5)
-    if len(set(numbers)) != 1:
-        fail(
-            "ABP-COUNTER-2",
-            "answers on one connection carry different numbers",
-            expected=[numbers[0]] * len(numbers),
-            actual=numbers,
-            transcript=abp.transcript,
-        )
+    check_one_number(abp, numbers)
 
 
 @pytest.mark.requirement("ABP-COUNTER-2", "ABP-COUNTER-3")
@@ -249,14 +255,7 @@ def test_lf_and_crlf_lines_get_one_lf_terminated_answer_each(abp: ServerSession)
             actual=extra,
             transcript=abp.transcript,
         )
-    if len(set(numbers)) != 1:
-        fail(
-            "ABP-COUNTER-2",
-            "answers on one connection carry different numbers",
-            expected=[numbers[0]] * len(numbers),
-            actual=numbers,
-            transcript=abp.transcript,
-        )
+    check_one_number(abp, numbers)
 
 
 @pytest.mark.requirement("ABP-COUNTER-4")
