@@ -1,7 +1,9 @@
 """What the protocol package costs per request, without any I/O.
 
-The reference server spends most of its CPU per request here (see
-docs/performance.md); this prints the figures that claim rests on.
+The figures docs/performance.md rests on. ``decode_request`` and
+``encode_response`` memoise valid short lines (``protocol._codec.MEMO_SIZE``);
+the rows marked "distinct" use a new name on every call, more names than the
+memo holds, so that every call is a miss: the worst case.
 
     python benchmarks/codec_cost.py
 """
@@ -9,9 +11,11 @@ docs/performance.md); this prints the figures that claim rests on.
 from __future__ import annotations
 
 import argparse
+import gc
+import itertools
 import sys
 import timeit
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from protocol import (
     Find,
@@ -23,6 +27,7 @@ from protocol import (
     encode_response,
     no_entry,
 )
+from protocol._codec import MEMO_MAX_BYTES, MEMO_SIZE
 
 
 def per_call(function: Callable[[], object], number: int) -> float:
@@ -36,12 +41,23 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 100 <= args.number <= 10_000_000:
         parser.error("--number must be 100..10000000")
+    memory = memo_memory()  # first, while the memos are empty
     server = ServerConnection()
     line = encode_request(Find("bench0001-c1k3"))
 
     def server_round() -> None:
         server.receive_data(line, 0.0)
         server.send(Ok("v3"))
+
+    # Far more distinct names than the memo holds, cycled: every call misses.
+    distinct = [f"bench0001-c1k{i}" for i in range(MEMO_SIZE * 4)]
+    lines: Iterator[bytes] = itertools.cycle([encode_request(Find(n))[:-1] for n in distinct])
+    adds: Iterator[bytes] = itertools.cycle([f"add:{n},v3".encode() for n in distinct])
+    texts: Iterator[str] = itertools.cycle(distinct)
+
+    def server_round_distinct() -> None:
+        server.receive_data(next(lines) + b"\n", 0.0)
+        server.send(Ok(next(texts)))
 
     cases: list[tuple[str, Callable[[], object]]] = [
         ("ServerConnection: receive one fnd line + send Ok(entry)", server_round),
@@ -52,11 +68,44 @@ def main(argv: list[str] | None = None) -> int:
         ("encode_response(no_entry(NAME))", lambda: encode_response(no_entry("bench0001-c1k3"))),
         ("decode_response(b'OK: v3')", lambda: decode_response(b"OK: v3")),
         ("encode_request(Find(NAME))", lambda: encode_request(Find("bench0001-c1k3"))),
+        ("distinct: ServerConnection fnd + Ok(entry), all misses", server_round_distinct),
+        ("distinct: decode_request(b'fnd:NAME'), all misses", lambda: decode_request(next(lines))),
+        ("distinct: decode_request(b'add:NAME,ENTRY'), misses", lambda: decode_request(next(adds))),
+        (
+            "distinct: encode_response(Ok(TEXT)), all misses",
+            lambda: encode_response(Ok(next(texts))),
+        ),
+        (
+            "distinct: encode_response(no_entry(NAME)), misses",
+            lambda: encode_response(no_entry(next(texts))),
+        ),
     ]
     print(f"Python {sys.version.split()[0]}; microseconds per call, best of 5 x {args.number:,}")
     for label, function in cases:
         print(f"  {per_call(function, args.number):7.2f} us  {label}")
+    print(f"  {memory:7.1f} MiB RSS growth: every memo full of 256-byte worst cases")
     return 0
+
+
+def memo_memory() -> float:
+    """The memos' worst case in memory: each filled with the longest lines it keeps
+    (the codec's two and the reference server's two answer memos)."""
+    from reference_server import connection
+
+    def rss() -> float:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * 4096 / 2**20
+
+    gc.collect()
+    before = rss()
+    for i in range(MEMO_SIZE + 1000):
+        name = f"n{i:07d}" + "x" * 100
+        decode_request(f"add:{name},".encode() + b"e" * (MEMO_MAX_BYTES - len(name) - 5))
+        encode_response(Ok("t" * (MEMO_MAX_BYTES - 7) + f"{i:07d}"))
+        encode_response(connection._not_found("u" * (MEMO_MAX_BYTES - 20) + f"{i:07d}"))
+        connection._found("w" * (MEMO_MAX_BYTES - 7) + f"{i:07d}")
+    gc.collect()
+    return rss() - before
 
 
 if __name__ == "__main__":

@@ -3,10 +3,19 @@
 ``decode_*`` take one line (no terminator) and return a message or raise
 ``RemoteProtocolError``; ``encode_*`` take a message and return the line's
 bytes *with* its LF.
+
+A server sees the same short lines and sends the same short answers over and
+over, so ``decode_request`` and ``encode_response`` keep a bounded memo of
+what the schemas produced: only for valid input (an exception is never
+stored), only for exact ``bytes``/``str`` of at most ``MEMO_MAX_BYTES``, and
+only of immutable results (frozen events, ``bytes``). A miss costs the
+schemas plus a dictionary look-up; the wire is still parsed and built by the
+schemas alone.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from construct import ConstructError, SelectError
@@ -41,12 +50,24 @@ _counter = schema.CounterReply.compile()
 _line = schema.Line.compile()
 
 
+#: Distinct lines (and answer texts) each memo keeps: least recently used go first.
+MEMO_SIZE = 8192
+#: Longer lines and texts bypass the memo: full of 256-byte lines, one holds ~6 MiB.
+MEMO_MAX_BYTES = 256
+
+
 def _malformed(why: str, requirement: str, raw: bytes) -> RemoteProtocolError:
     return RemoteProtocolError(f"{why}: {raw[:80]!r}", requirement, Error(MALFORMED_REQUEST))
 
 
 def decode_request(line: bytes) -> Request:
     """Parse one request line, or raise with the error answer attached."""
+    if type(line) is bytes and len(line) <= MEMO_MAX_BYTES:
+        return _decode_request_memo(line)
+    return _decode_request(line)
+
+
+def _decode_request(line: bytes) -> Request:
     if b"\x00" in line:  # ABP-FRAME-13
         raise _malformed("NUL in request", "ABP-FRAME-13", line)
     if b"\r" in line:  # ABP-FRAME-13: no NAME or ENTRY holds a CR (section 3)
@@ -73,6 +94,10 @@ def decode_request(line: bytes) -> Request:
     if command == "rem":
         return Remove(argument.name)
     return Find(argument.name)
+
+
+#: Only a valid line's event is stored: an exception passes through uncached.
+_decode_request_memo = functools.lru_cache(maxsize=MEMO_SIZE)(_decode_request)
 
 
 def check_request(request: Request) -> None:
@@ -105,6 +130,17 @@ def encode_request(request: Request) -> bytes:
 
 
 def encode_response(response: Response) -> bytes:
+    kind = type(response)
+    if kind is Ok or kind is Error:
+        text = response.text  # type: ignore[union-attr]
+        if text is None:
+            return _OK_BARE
+        if type(text) is str and len(text) <= MEMO_MAX_BYTES:
+            return _encode_text_memo(kind is Ok, text)
+    return _encode_response(response)
+
+
+def _encode_response(response: Response) -> bytes:
     if isinstance(response, Ok):
         if response.text is None:
             body = _ok_bare.build({"status": b"OK", "text": None})
@@ -117,6 +153,16 @@ def encode_response(response: Response) -> bytes:
     else:
         raise LocalProtocolError(f"not a server response: {response!r}", "ABP-FRAME-1")
     return bytes(_line.build(body))
+
+
+@functools.lru_cache(maxsize=MEMO_SIZE)
+def _encode_text_memo(ok: bool, text: str) -> bytes:
+    """``OK: TEXT`` or ``ERROR: TEXT`` for a text already checked by its event."""
+    return _encode_response(Ok(text) if ok else Error(text))
+
+
+#: The bare ``OK``, the answer to every ``add``: built once, by the schema.
+_OK_BARE = _encode_response(Ok())
 
 
 def _parse_response(line: bytes) -> Any:
