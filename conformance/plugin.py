@@ -25,6 +25,7 @@ from conformance.session import ServerSession, ServerTarget
 from conformance.target import FRAMINGS, SERVICES
 from conformance.wire import Transcript, WireProtocolError
 from protocol import requirements
+from protocol.address import parse_address
 
 MARKER = "requirement"
 
@@ -73,18 +74,6 @@ def pytest_configure(config: pytest.Config) -> None:
 
         settings.register_profile("abp-conformance", database=None, deadline=None)
         settings.load_profile("abp-conformance")
-
-
-def parse_address(text: str) -> tuple[str, int]:
-    """``host:port``, ``[v6]:port``; raises ValueError with a readable message."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"not a HOST:PORT address: {text!r}")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    elif ":" in host:
-        raise ValueError(f"an IPv6 address needs brackets: {text!r}")
-    return host, int(port)
 
 
 @pytest.fixture(scope="session")

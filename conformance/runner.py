@@ -30,11 +30,12 @@ from typing import Any, TextIO
 import pytest
 
 from conformance import framing
-from conformance.plugin import parse_address, selects
+from conformance.plugin import selects
 from conformance.process import ServerProcess, ServerStartError, reference_server_command
 from conformance.reports import EXIT_INTERNAL, EXIT_USAGE, ResultCollector, RunResult
 from conformance.wire import WireError
 from protocol import requirements
+from protocol.address import format_address, parse_address
 
 #: which test package judges which service, and whose requirements it covers
 SUITES = {
@@ -159,8 +160,7 @@ def quiet_pytest() -> Iterator[io.StringIO]:
 
 
 def _show(address: tuple[str, int]) -> str:
-    host, port = address
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return format_address(*address)
 
 
 def _reachable(host: str, port: int, timeout: float) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from protocol.address import format_address
+
 FRAMINGS = ("line", "legacy")
 SERVICES = ("abp", "counter")
 
@@ -26,4 +28,4 @@ class ServerTarget:
 
     @property
     def address(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        return format_address(self.host, self.port)

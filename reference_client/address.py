@@ -10,10 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from protocol import DEFAULT_HOST, DEFAULT_PORT
-
-
-class AddressError(ValueError):
-    """An address or port a person wrote that cannot be used."""
+from protocol.address import AddressError, format_address, parse_port
+from protocol.address import parse_address as _parse_address
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,33 +20,12 @@ class Address:
     port: int
 
     def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-
-def parse_port(text: str) -> int:
-    """A TCP port, 1 to 65535, written in decimal."""
-    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= 65535:
-        raise AddressError(f"not a TCP port (1-65535): {text!r}")
-    return int(text)
+        return format_address(self.host, self.port)
 
 
 def parse_address(text: str, default_port: int = DEFAULT_PORT) -> Address:
     """``HOST:PORT``, ``[IPV6]:PORT``, ``[IPV6]`` or ``HOST`` (default port)."""
-    if text.startswith("["):
-        host, bracket, rest = text[1:].partition("]")
-        if not bracket or not host:
-            raise AddressError(f"unclosed or empty '[' in address {text!r}")
-        if not rest:
-            return Address(host, default_port)
-        if not rest.startswith(":"):
-            raise AddressError(f"expected ':PORT' after ']' in address {text!r}")
-        return Address(host, parse_port(rest[1:]))
-    if text.count(":") > 1:
-        raise AddressError(f"write an IPv6 address in brackets, as in [::1]:2007: {text!r}")
-    host, colon, port = text.partition(":")
-    if not host:
-        raise AddressError(f"no host in address {text!r}")
-    return Address(host, parse_port(port) if colon else default_port)
+    return Address(*_parse_address(text, default_port))
 
 
 def resolve_address(
@@ -66,8 +43,7 @@ def resolve_address(
     except AddressError as exc:
         raise AddressError(f"ABP_PORT: {exc}") from None
     if server is not None:
-        address = parse_address(server, chosen_port)
-        chosen_host, chosen_port = address.host, address.port
+        chosen_host, chosen_port = _parse_address(server, chosen_port)
     if host is not None:
         if not host:
             raise AddressError("--host must not be empty")
@@ -75,3 +51,6 @@ def resolve_address(
     if port is not None:
         chosen_port = parse_port(port)
     return Address(chosen_host, chosen_port)
+
+
+__all__ = ["Address", "AddressError", "parse_address", "parse_port", "resolve_address"]

@@ -25,6 +25,7 @@ from protocol import (
     RemoteProtocolError,
     Request,
 )
+from protocol.address import format_address
 from reference_client.address import Address
 from reference_client.trace import RECEIVED, SENT, RawDecoder, Tracer
 
@@ -66,8 +67,7 @@ def connect(address: Address, timeout: float, tracer: Tracer) -> socket.socket:
 
 
 def _peer(sockname: tuple[object, ...]) -> str:
-    host, port = sockname[0], sockname[1]
-    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return format_address(sockname[0], sockname[1])
 
 
 def _close(sock: socket.socket, tracer: Tracer) -> None:

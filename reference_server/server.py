@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from protocol import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_QUIET_PERIOD
+from protocol.address import format_address
 from reference_server.connection import STORE_FAILED, Connection
 from reference_server.store import Store
 
@@ -43,11 +44,6 @@ class Settings:
 
 class ListenError(OSError):
     """The listening socket could not be opened (busy port, bad address)."""
-
-
-def format_address(host: str, port: int) -> str:
-    """``host:port``, with IPv6 hosts bracketed: ``[::1]:2007``."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class Server:

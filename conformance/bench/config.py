@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from protocol.address import AddressError
+from protocol.address import parse_address as _parse_address
+
 COMMANDS = ("fnd", "add", "rem")
 FRAMINGS = ("auto", "line", "legacy")
 
@@ -70,19 +73,10 @@ class Mix:
 
 def parse_address(text: str) -> tuple[str, int]:
     """``HOST:PORT`` or ``[V6]:PORT``; only loopback is ever contacted."""
-    text = text.strip()
-    if text.startswith("["):
-        host, sep, rest = text[1:].partition("]")
-        if not sep or not rest.startswith(":"):
-            raise ConfigError(f"bad address {text!r}: want HOST:PORT or [IPV6]:PORT")
-        port_text = rest[1:]
-    else:
-        host, sep, port_text = text.rpartition(":")
-        if not sep or not host:
-            raise ConfigError(f"bad address {text!r}: want HOST:PORT")
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ConfigError(f"bad port in {text!r}: want 1..65535")
-    return host, int(port_text)
+    try:
+        return _parse_address(text.strip())
+    except AddressError as exc:
+        raise ConfigError(f"bad address: {exc}") from None
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from conformance.bench.keyspace import ADD, FND, REM
 from conformance.bench.result import BenchResult
 from conformance.bench.stats import Histogram
 from conformance.bench.sysinfo import machine
+from protocol.address import format_address
 
 #: Above this share of one core, a load process is probably the bottleneck.
 SATURATED = 0.9
@@ -20,7 +21,7 @@ def _ms(value: float | None) -> str:
 
 
 def address(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return format_address(host, port)
 
 
 def _us(value: float | None) -> str:

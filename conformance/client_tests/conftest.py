@@ -26,10 +26,10 @@ from conformance.clientsuite.contracts import (
 )
 from conformance.clientsuite.scenarios import SPEC, Book, Scenario
 from conformance.clientsuite.scripted import ScriptedServer
-from conformance.plugin import parse_address
 from conformance.process import free_port
 from conformance.wire import Transcript
 from protocol import DEFAULT_HOST, DEFAULT_PORT
+from protocol.address import parse_address
 
 OPTION = {"argv": "--abp-client", "menu": "--abp-client-menu"}
 CLI_OPTION = {"argv": "--client", "menu": "--client-menu"}

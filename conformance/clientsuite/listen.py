@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import socket
 
+from protocol.address import format_address
+
 
 def peer_text(address: tuple[object, ...]) -> str:
-    host, port = address[0], address[1]
-    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return format_address(address[0], address[1])
 
 
 def listen(host: str, port: int) -> socket.socket:

@@ -26,9 +26,9 @@ from typing import NoReturn, TextIO
 
 from conformance.clientsuite.scenarios import SCENARIOS, Book
 from conformance.clientsuite.scripted import ScriptedServer
-from conformance.plugin import parse_address
 from conformance.wire import Transcript
 from protocol import DEFAULT_HOST, DEFAULT_PORT, requirements
+from protocol.address import format_address, parse_address
 
 EXIT_OK, EXIT_VIOLATION, EXIT_USAGE = 0, 1, 2
 PROG = "conformance serve"
@@ -188,7 +188,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             sys.stderr.write(f"{PROG}: cannot listen on {args.listen}: {exc.strerror or exc}\n")
             return EXIT_USAGE
         try:
-            where = f"[{host}]:{server.port}" if ":" in host else f"{host}:{server.port}"
+            where = format_address(host, server.port)
             out.write(f"listening on {where} (scenario {args.scenario}); Ctrl-C for the verdict\n")
             out.flush()
             stop.wait(args.duration)
