@@ -46,7 +46,7 @@ def test_a_default_port_fills_in_a_bare_host(
         "h:65536",
         "h:x",
         "h:-1",
-        "h:２",
+        "h:\uff12",  # a fullwidth digit is not ASCII
     ],
 )
 def test_bad_addresses_say_what_is_wrong(text: str) -> None:
