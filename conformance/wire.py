@@ -232,6 +232,11 @@ class Wire:
             if self.closed_by_peer:
                 raise WireClosed("the server closed the connection before answering")
             now = time.monotonic()
+            # A violation that came in the same chunk as earlier answers is
+            # raised by the next call into the connection: make it now.
+            self._feed_expire()
+            if self._pending:
+                continue
             if now >= deadline:
                 raise WireTimeout("no complete answer before the deadline")
             wait = deadline - now

@@ -40,6 +40,7 @@ DEFAULT_QUIET_PERIOD = 0.1
 
 ServerEvent: TypeAlias = Request | CounterRequest | InvalidRequest | ConnectionClosed
 ClientEvent: TypeAlias = Ok | Error | LegacyReply | CounterReply | ConnectionClosed
+_Answer: TypeAlias = Ok | Error | LegacyReply | CounterReply
 EventT = TypeVar("EventT")
 
 
@@ -176,6 +177,7 @@ class ClientConnection(_LineConnection["Ok | Error | LegacyReply | CounterReply"
         self.legacy = legacy
         self.counter = counter
         self._outstanding = 0
+        self._deferred: RemoteProtocolError | None = None
 
     @property
     def outstanding(self) -> int:
@@ -206,12 +208,36 @@ class ClientConnection(_LineConnection["Ok | Error | LegacyReply | CounterReply"
 
     _after_eof_requirement = "ABP-FRAME-7"
 
-    def _events(self, frames: Sequence[Frame]) -> list[Ok | Error | LegacyReply | CounterReply]:
-        events: list[Ok | Error | LegacyReply | CounterReply] = []
+    def receive_data(self, data: bytes, now: float = 0.0) -> list[_Answer | ConnectionClosed]:
+        self._raise_deferred()
+        return super().receive_data(data, now)
+
+    def expire(self, now: float) -> list[_Answer | ConnectionClosed]:
+        self._raise_deferred()
+        return super().expire(now)
+
+    def _raise_deferred(self) -> None:
+        """A violation that followed good answers in one chunk is raised on the
+        next call, after those answers were handed out (none is lost)."""
+        error, self._deferred = self._deferred, None
+        if error is not None:
+            raise error
+
+    def _events(self, frames: Sequence[Frame]) -> list[_Answer]:
+        events: list[_Answer] = []
+        try:
+            self._decode(frames, events)
+        except RemoteProtocolError as exc:
+            if not events:
+                raise
+            self._deferred = exc
+        return events
+
+    def _decode(self, frames: Sequence[Frame], events: list[_Answer]) -> None:
         for frame in frames:
             if not isinstance(frame, LineFrame):
                 raise RemoteProtocolError(f"response line of {frame.size}+ bytes", "ABP-FRAME-14")
-            event: Ok | Error | LegacyReply | CounterReply
+            event: _Answer
             # A counter server answers long lines with "ERROR: Request too long"
             # (ABP-COUNTER-4) and may refuse with "ERROR: Server busy" (ABP-CONN-8).
             if self.counter and not frame.data.startswith(b"ERROR:"):
@@ -227,7 +253,6 @@ class ClientConnection(_LineConnection["Ok | Error | LegacyReply | CounterReply"
                 )
             self._outstanding -= 1
             events.append(event)
-        return events
 
 
 __all__ = [

@@ -296,8 +296,10 @@ def test_unsolicited_answer() -> None:
 def test_one_answer_too_many() -> None:
     client = ClientConnection()
     client.send(Find("a"))
-    with pytest.raises(RemoteProtocolError):
-        client.receive_data(b"OK: 1\nOK: 2\n")
+    assert client.receive_data(b"OK: 1\nOK: 2\n") == [Ok("1")]  # the answer owed
+    with pytest.raises(RemoteProtocolError) as raised:
+        client.expire(0.0)  # any next call raises the unsolicited one
+    assert raised.value.requirement == "ABP-FRAME-1"
 
 
 @pytest.mark.parametrize("line", [b"hello\n", b"OK:x\n", b"\xff\n", b"ERROR: a\x00\n"])
@@ -398,3 +400,21 @@ def test_check_request_refuses_what_is_not_a_request(thing: object) -> None:
         with pytest.raises(LocalProtocolError):
             client.send(thing)  # type: ignore[arg-type]
         assert client.outstanding == 0
+
+
+def test_good_answers_before_a_violation_in_one_chunk_are_not_lost() -> None:
+    """The violation is raised on the next call, after the good answers."""
+    client = ClientConnection()
+    client.send(Find("a"))
+    client.send(Find("b"))
+    assert client.receive_data(b"OK: x\nBOGUS\n") == [Ok("x")]
+    with pytest.raises(RemoteProtocolError) as raised:
+        client.receive_data(b"")
+    assert raised.value.requirement == "ABP-RESP-1"
+
+
+def test_a_violation_alone_is_raised_at_once() -> None:
+    client = ClientConnection()
+    client.send(Find("a"))
+    with pytest.raises(RemoteProtocolError):
+        client.receive_data(b"BOGUS\n")
