@@ -42,9 +42,9 @@ examples:
 
 #: subcommands owned by other packages: name -> (module, one-line help)
 DELEGATED = {
-    "serve": ("conformance.clientsuite.serve", "the client suite's scripted server"),
-    "matrix": ("conformance.matrix.cli", "run implementations against each other"),
-    "bench": ("conformance.bench.cli", "time the suite"),
+    "serve": ("conformance.clientsuite.serve", "a scripted server for trying a client by hand"),
+    "matrix": ("conformance.matrix.cli", "every client x every server: who talks to whom"),
+    "bench": ("conformance.bench.cli", "load a server: throughput, latency, and no lost writes"),
 }
 
 
