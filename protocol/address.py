@@ -16,11 +16,23 @@ def format_address(host: object, port: object) -> str:
     return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
 
 
-def parse_port(text: str) -> int:
-    """A TCP port, 1 to 65535, written in decimal."""
-    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= 65535:
-        raise AddressError(f"not a TCP port (1-65535): {text!r}")
+def parse_port(text: str, *, allow_zero: bool = False) -> int:
+    """A TCP port, 1 to 65535, written in decimal; 0 ("any free port") only
+    where a program listens and says so."""
+    low = 0 if allow_zero else 1
+    if not text.isascii() or not text.isdigit() or not low <= int(text) <= 65535:
+        raise AddressError(f"not a TCP port ({low}-65535): {text!r}")
     return int(text)
+
+
+def parse_host(text: str) -> str:
+    """A host as given on its own: a name, IPv4, or IPv6 with or without brackets."""
+    host = text.strip()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]  # "[::1]", as written in "[::1]:2007"
+    if not host or "[" in host or "]" in host:
+        raise AddressError(f"not a host: {text!r}")
+    return host
 
 
 def parse_address(text: str, default_port: int | None = None) -> tuple[str, int]:

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from protocol import DEFAULT_HOST, DEFAULT_PORT
-from protocol.address import AddressError, format_address, parse_port
+from protocol.address import AddressError, format_address, parse_host, parse_port
 from protocol.address import parse_address as _parse_address
 
 
@@ -45,9 +45,7 @@ def resolve_address(
     if server is not None:
         chosen_host, chosen_port = _parse_address(server, chosen_port)
     if host is not None:
-        if not host:
-            raise AddressError("--host must not be empty")
-        chosen_host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        chosen_host = parse_host(host)
     if port is not None:
         chosen_port = parse_port(port)
     return Address(chosen_host, chosen_port)

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from protocol import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_QUIET_PERIOD
+from protocol.address import AddressError, parse_host, parse_port
 from reference_server.server import ListenError, Settings, format_address, serve
 from reference_server.store import Store, StoreError
 
@@ -51,23 +52,16 @@ class _Parser(argparse.ArgumentParser):
 
 def _port(text: str) -> int:
     try:
-        port = int(text, 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid port {text!r}: not a number") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"invalid port {text!r}: not in 0..65535")
-    return port
+        return parse_port(text.strip(), allow_zero=True)  # 0: pick a free port
+    except AddressError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _host(text: str) -> str:
-    host = text.strip()
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]  # "[::1]" as written in "[::1]:2007"
-    if not host:
-        raise argparse.ArgumentTypeError("invalid host: empty")
-    if "[" in host or "]" in host:
-        raise argparse.ArgumentTypeError(f"invalid host {text!r}")
-    return host
+    try:
+        return parse_host(text)
+    except AddressError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _positive(text: str) -> float:

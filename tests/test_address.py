@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from protocol.address import AddressError, format_address, parse_address, parse_port
+from protocol.address import AddressError, format_address, parse_address, parse_host, parse_port
 
 
 @pytest.mark.parametrize(
@@ -59,3 +59,20 @@ def test_port_must_be_decimal_in_range() -> None:
     for bad in ("0", "65536", "+1", " 1", "1e3"):
         with pytest.raises(AddressError):
             parse_port(bad)
+
+
+def test_a_listening_program_may_ask_for_port_zero() -> None:
+    assert parse_port("0", allow_zero=True) == 0
+    with pytest.raises(AddressError):
+        parse_port("0")
+
+
+@pytest.mark.parametrize(("text", "host"), [("::1", "::1"), ("[::1]", "::1"), (" h ", "h")])
+def test_parse_host(text: str, host: str) -> None:
+    assert parse_host(text) == host
+
+
+@pytest.mark.parametrize("text", ["", " ", "[]", "[::1", "a]b"])
+def test_bad_hosts(text: str) -> None:
+    with pytest.raises(AddressError):
+        parse_host(text)
