@@ -67,14 +67,8 @@ def run_bench(config: BenchConfig, progress: TextIO | None = None) -> BenchResul
             f"is {soft} (hard {hard}); held {idle} idle connections (raise `ulimit -n`)"
         )
     try:
-        framing, notes = asyncio.run(
-            detect_framing(
-                config.host,
-                config.port,
-                config.framing,
-                f"{result.prefix}-probe",
-                min(config.timeout, 5.0),
-            )
+        framing, notes = detect_framing(
+            config.host, config.port, config.framing, min(config.timeout, 5.0)
         )
     except Unreachable as exc:
         raise BenchError(str(exc)) from None
