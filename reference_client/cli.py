@@ -1,8 +1,7 @@
 """``abp-client``: the command line, and the only place that picks exit codes.
 
-Exit codes (documented elsewhere in the project; keep the numbers):
-0 OK, 1 an ``ERROR`` answer, 2 a network or protocol failure, 64 a usage
-error or invalid input (nothing was sent).
+Exit codes: 0 OK, 1 an ``ERROR`` answer, 2 a usage error or invalid input
+(nothing was sent), 3 a network or protocol failure, 130 Ctrl-C.
 """
 
 from __future__ import annotations
@@ -10,22 +9,31 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import os
+import ssl
 import sys
-from collections.abc import Sequence
-from typing import NoReturn
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
 
 from protocol.escape import EscapeError, escape, unescape
-from reference_client.address import AddressError, resolve_address
+from reference_client.address import Address, AddressError, resolve_address
 from reference_client.menu import Shell
-from reference_client.operations import InvalidInput, answer_text, is_error, make_request
-from reference_client.session import NetworkError, Session
+from reference_client.operations import (
+    InvalidInput,
+    answer_text,
+    exchange_record,
+    failure_record,
+    is_error,
+    make_request,
+)
+from reference_client.session import BY_CLOSE, NetworkError, Session
 from reference_client.trace import Tracer
 
 EXIT_OK = 0
 EXIT_ERROR_ANSWER = 1
-EXIT_NETWORK = 2
-EXIT_USAGE = 64  # EX_USAGE of sysexits.h
+EXIT_USAGE = 2
+EXIT_NETWORK = 3
 EXIT_INTERRUPTED = 130
 
 PROG = "abp-client"
@@ -33,23 +41,32 @@ PROG = "abp-client"
 EPILOG = """\
 exit status:
   0   OK answer (raw: the exchange ran; shell: quit or end of input)
-  1   ERROR answer from the server (the error line goes to stderr)
-  2   network or protocol failure: connection refused, timeout, reset,
+  1   ERROR answer from the server (the error line goes to stderr);
+      replay: the answers differ from the recording
+  2   usage error or invalid input (nothing was sent)
+  3   network or protocol failure: connection refused, timeout, reset,
       connection closed before an answer, or a malformed answer
-  64  usage error or invalid input (nothing was sent)
   130 interrupted (Ctrl-C)
 
 environment:
   ABP_HOST, ABP_PORT  default server address (else 127.0.0.1:2007);
                       --server, --host and --port win over them
+  NO_COLOR            set: the shell shows no colours
+  XDG_STATE_HOME      the shell's history is $XDG_STATE_HOME/abp-client/history
+                      (else ~/.local/state/abp-client/history)
+
+Every option may be written before or after the command.
 """
+
+#: Said once, when an answer was ended by the server closing (ABP-FRAME-8).
+ENDED_BY_CLOSE = "answer ended by the connection closing, without LF"
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with the project's usage exit code and a one-line message."""
+    """argparse with a one-line usage error and exit status 2."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _positive_float(text: str) -> float:
@@ -68,9 +85,25 @@ def _positive_int(text: str) -> int:
     return int(text)
 
 
+def _host(text: str) -> str:
+    if text.strip().isdigit():
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is a number, not a host (did you mean --port {text.strip()}?)"
+        )
+    return text
+
+
+def _server(text: str) -> str:
+    if text.strip().isdigit():
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is a port, not an address: write HOST:PORT, as in 127.0.0.1:{text.strip()}"
+        )
+    return text
+
+
 def _common_options(defaults: bool) -> _Parser:
-    """Options valid before and after the subcommand. After it they default to
-    SUPPRESS, so that a value given before the subcommand is not overwritten."""
+    """Options valid before and after the command. After it they default to
+    SUPPRESS, so that a value given before the command is not overwritten."""
     parent = _Parser(add_help=False, allow_abbrev=False)
 
     def default(value: object) -> object:
@@ -80,25 +113,21 @@ def _common_options(defaults: bool) -> _Parser:
     group.add_argument(
         "--server",
         metavar="HOST:PORT",
+        type=_server,
         default=default(None),
         help="server address: name, IPv4 or [IPv6], with :PORT (default from "
         "ABP_HOST/ABP_PORT, else 127.0.0.1:2007)",
     )
-    group.add_argument("--host", default=default(None), help="server host (overrides --server)")
+    group.add_argument(
+        "--host", type=_host, default=default(None), help="server host (overrides --server)"
+    )
     group.add_argument("--port", default=default(None), help="server port (overrides --server)")
     group.add_argument(
         "--timeout",
         metavar="S",
         type=_positive_float,
         default=default(5.0),
-        help="seconds to wait for the connection and for each read (default 5)",
-    )
-    group.add_argument(
-        "--trace",
-        action="store_true",
-        default=default(False),
-        help="show every frame sent (>>) and received (<<) on stderr: time, size, "
-        "escaped text, hex, and how the schema decoded it",
+        help="seconds one exchange may take in all, connecting included (default 5)",
     )
     group.add_argument(
         "--legacy",
@@ -114,6 +143,56 @@ def _common_options(defaults: bool) -> _Parser:
         default=default(300),
         help="with --legacy: silence that ends an answer with no LF (default 300)",
     )
+    group.add_argument(
+        "--tls",
+        action="store_true",
+        default=default(False),
+        help="speak ABP over TLS (1.2 or later), verifying the server's certificate",
+    )
+    group.add_argument(
+        "--ca",
+        metavar="FILE",
+        default=default(None),
+        help="with --tls: trust the CA certificates in FILE (PEM) instead of the system's",
+    )
+    group.add_argument(
+        "--cert",
+        metavar="FILE",
+        default=default(None),
+        help="with --tls: present this client certificate (PEM; needs --key)",
+    )
+    group.add_argument(
+        "--key", metavar="FILE", default=default(None), help="with --tls: the key of --cert"
+    )
+    shown = parent.add_argument_group("output options")
+    shown.add_argument(
+        "--trace",
+        action="store_true",
+        default=default(False),
+        help="show every frame sent (>>) and received (<<) on stderr: time, size, "
+        "escaped text, hex, and how the schema decoded it",
+    )
+    shown.add_argument(
+        "--json",
+        action="store_true",
+        default=default(False),
+        help="one JSON object per answer on stdout: request, answer, status, "
+        "latency_ms, bytes_sent, bytes_received",
+    )
+    raw = parent.add_argument_group("raw options")
+    raw.add_argument(
+        "--wait",
+        metavar="S",
+        type=_positive_float,
+        default=default(1.0),
+        help="raw: stop after this many seconds without a byte (default 1.0)",
+    )
+    raw.add_argument(
+        "--half-close",
+        action="store_true",
+        default=default(False),
+        help="raw: shut down our sending side after sending (the legacy end of a request)",
+    )
     return parent
 
 
@@ -121,14 +200,15 @@ def build_parser() -> argparse.ArgumentParser:
     formatter = argparse.RawDescriptionHelpFormatter
     parser = _Parser(
         prog=PROG,
-        description="A client for ABP/1 servers, for using and debugging them.",
+        description="A client for ABP/1 servers, for using and debugging them. With no "
+        "COMMAND and a terminal on stdin it opens the interactive shell.",
         epilog=EPILOG,
         formatter_class=formatter,
         parents=[_common_options(defaults=True)],
         allow_abbrev=False,
     )
     after = _common_options(defaults=False)
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def command(name: str, summary: str, description: str) -> argparse.ArgumentParser:
         return commands.add_parser(
@@ -170,28 +250,17 @@ def build_parser() -> argparse.ArgumentParser:
         "the tutorial's menu, driven through stdin",
         "The tutorial's menu: 1 add (name, house number, street, town, phone),\n"
         "2 delete, 3 find, 4 quit. Scriptable: every answer is read from stdin;\n"
-        "end of input quits.",
+        "end of input quits. (For the interactive shell, run abp-client with no command.)",
     )
     raw = command(
         "raw",
         "send TEXT exactly, print what comes back",
         "Send TEXT with escapes interpreted (\\n \\r \\t \\0 \\\\ \\xHH) and no\n"
         "terminator added, then print the bytes that come back, escaped, until the\n"
-        "server closes or is silent for --wait seconds. How it ended goes to stderr.",
+        "server closes, is silent for --wait seconds, or --timeout runs out. How it\n"
+        "ended goes to stderr.",
     )
     raw.add_argument("text", metavar="TEXT", help="the bytes to send, with escapes")
-    raw.add_argument(
-        "--wait",
-        metavar="S",
-        type=_positive_float,
-        default=1.0,
-        help="stop after this many seconds without a byte (default 1.0)",
-    )
-    raw.add_argument(
-        "--half-close",
-        action="store_true",
-        help="shut down our sending side after sending (the legacy end of a request)",
-    )
     return parser
 
 
@@ -209,6 +278,10 @@ def _write(text: str) -> None:
     sys.stdout.flush()
 
 
+def _json(record: dict[str, Any]) -> None:
+    _write(json.dumps(record, ensure_ascii=False))
+
+
 def run_operation(args: argparse.Namespace, session: Session) -> int:
     """The argv contract (ABP-CLIENT-1 .. ABP-CLIENT-4)."""
     if args.command != "add" and args.entry:
@@ -218,11 +291,18 @@ def run_operation(args: argparse.Namespace, session: Session) -> int:
     except InvalidInput as exc:
         return _fail(str(exc), EXIT_USAGE)
     try:
-        answer = session.request(request)
+        exchange = session.request(request)
     except NetworkError as exc:
+        if args.json:
+            _json(failure_record(request, str(exc)))
         return _fail(str(exc), EXIT_NETWORK)
-    text = answer_text(request, answer)
-    if is_error(answer):
+    if exchange.ending == BY_CLOSE and not session.legacy:
+        _fail(ENDED_BY_CLOSE, EXIT_OK)
+    if args.json:
+        _json(exchange_record(exchange))
+        return EXIT_ERROR_ANSWER if is_error(exchange.answer) else EXIT_OK
+    text = answer_text(request, exchange.answer)
+    if is_error(exchange.answer):
         sys.stderr.write(text + "\n")
         return EXIT_ERROR_ANSWER
     _write(text)
@@ -237,8 +317,23 @@ def run_raw(args: argparse.Namespace, session: Session) -> int:
     try:
         result = session.raw(data, wait=args.wait, half_close=args.half_close)
     except NetworkError as exc:
+        if args.json:
+            _json(failure_record(escape(data), str(exc)))
         return _fail(str(exc), EXIT_NETWORK)
-    _write(escape(result.received))
+    if args.json:
+        _json(
+            {
+                "request": escape(data),
+                "answer": escape(result.received),
+                "status": "failure" if result.error else "ok",
+                "latency_ms": round(result.latency * 1000, 3),
+                "bytes_sent": len(data),
+                "bytes_received": len(result.received),
+                "ended_by": result.ending,
+            }
+        )
+    else:
+        _write(escape(result.received))
     if result.error is not None:
         return _fail(
             f"{len(result.received)} bytes received, then {result.ending}: {result.error}",
@@ -247,8 +342,15 @@ def run_raw(args: argparse.Namespace, session: Session) -> int:
     return _fail(f"{len(result.received)} bytes received; {result.ending}", EXIT_OK)
 
 
-def run_shell(args: argparse.Namespace, session: Session) -> int:
+def run_menu(args: argparse.Namespace, session: Session) -> int:
     return Shell(session, sys.stdin, sys.stdout, sys.stderr).run()
+
+
+def run_console(args: argparse.Namespace, session: Session) -> int:
+    from reference_client.console import Console
+
+    session.keep_open = True
+    return Console(session, wait=args.wait, json_output=args.json).run()
 
 
 def _utf8_streams() -> None:
@@ -263,22 +365,65 @@ def _utf8_streams() -> None:
                 stream.reconfigure(encoding="utf-8", errors=errors)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    _utf8_streams()
-    args = build_parser().parse_args(argv)
+class UsageProblem(Exception):
+    """A command line that parses but cannot be used; one line, exit 2."""
+
+
+def tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """The client's TLS settings, or None without ``--tls``; files are read now."""
+    if not args.tls:
+        for option in ("ca", "cert", "key"):
+            if getattr(args, option) is not None:
+                raise UsageProblem(f"--{option} needs --tls")
+        return None
+    if (args.cert is None) != (args.key is None):
+        raise UsageProblem("--cert and --key go together")
+    if args.half_close:
+        raise UsageProblem("--half-close cannot be used with --tls")
+    try:
+        context = ssl.create_default_context(cafile=args.ca)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        if args.cert is not None:
+            context.load_cert_chain(args.cert, args.key)
+    except (OSError, ssl.SSLError) as exc:
+        raise UsageProblem(f"cannot use the TLS files: {exc}") from None
+    return context
+
+
+def _address(args: argparse.Namespace) -> Address:
     try:
         address = resolve_address(os.environ, server=args.server, host=args.host, port=args.port)
     except AddressError as exc:
-        return _fail(str(exc), EXIT_USAGE)
-    session = Session(
-        address,
+        raise UsageProblem(str(exc)) from None
+    if address.host.isdigit():  # ABP_HOST=7801: an address off this machine
+        raise UsageProblem(f"{address.host!r} is a number, not a host")
+    return address
+
+
+def make_session(args: argparse.Namespace) -> Session:
+    return Session(
+        _address(args),
         timeout=args.timeout,
         legacy=args.legacy,
         quiet_period=args.quiet_ms / 1000,
         tracer=Tracer(sys.stderr if args.trace else None),
+        tls=tls_context(args),
     )
-    handlers = {"shell": run_shell, "raw": run_raw}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    _utf8_streams()
+    args = build_parser().parse_args(argv)
+    handlers: dict[str | None, Callable[[argparse.Namespace, Session], int]] = {
+        None: run_console,
+        "shell": run_menu,
+        "raw": run_raw,
+    }
     handler = handlers.get(args.command, run_operation)
+    try:
+        session = make_session(args)
+    except UsageProblem as exc:
+        return _fail(str(exc), EXIT_USAGE)
     try:
         return handler(args, session)
     except KeyboardInterrupt:
@@ -287,3 +432,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         with contextlib.suppress(OSError, ValueError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # quiet exit flush
         return EXIT_NETWORK
+    finally:
+        session.close()
