@@ -52,7 +52,16 @@ BY_LF, BY_CLOSE, BY_QUIET = "lf", "close", "quiet"
 
 
 class NetworkError(Exception):
-    """The exchange failed on the network or the server broke the protocol."""
+    """The exchange failed on the network or the server broke the protocol.
+
+    ``unanswered`` is set when the connection was closed or reset before a
+    single byte of an answer came back: on a kept connection that the server
+    closed while it was idle, the request can be sent again on a new one.
+    """
+
+    def __init__(self, message: str, *, unanswered: bool = False) -> None:
+        super().__init__(message)
+        self.unanswered = unanswered
 
 
 _REASONS: tuple[tuple[type[OSError], str], ...] = (
@@ -219,7 +228,9 @@ class Link:
         except TimeoutError:
             raise NetworkError(f"cannot send to {self.address}: timed out") from None
         except OSError as exc:
-            raise NetworkError(f"cannot send to {self.address}: {_reason(exc)}") from None
+            raise NetworkError(
+                f"cannot send to {self.address}: {_reason(exc)}", unanswered=True
+            ) from None
         received = bytearray()
         answer, ending = self._read_answer(deadline, received)
         return Exchange(
@@ -256,7 +267,8 @@ class Link:
                 session.tracer.note(f"receive failed: {_reason(exc)}")
                 raise NetworkError(
                     f"connection to {self.address} failed before an answer: {_reason(exc)}"
-                    + self._so_far()
+                    + self._so_far(),
+                    unanswered=not received,
                 ) from None
             if chunk:
                 session.tracer.frame(RECEIVED, chunk)
@@ -300,7 +312,8 @@ class Link:
             if isinstance(event, ConnectionClosed):
                 self.closed = True
                 raise NetworkError(
-                    f"{self.address} closed the connection before answering" + self._so_far()
+                    f"{self.address} closed the connection before answering" + self._so_far(),
+                    unanswered=self.tail.total == 0,
                 )
             # A busy refusal (ABP-CONN-8) arriving after our request is its answer.
             answered = self.conn.outstanding == 0
@@ -352,10 +365,25 @@ class Session:
             self.tracer.note("the server closed the kept connection: opening a new one")
             link.close()
             link = self._link = None
+        reused = link is not None
         if link is None:
             link = self.open(deadline)
         try:
             exchange = link.exchange(request, deadline)
+        except NetworkError as exc:
+            link.close()
+            self._link = None
+            if not (reused and exc.unanswered):
+                raise
+            # The server closed the kept connection while it was idle (its idle
+            # timeout) and our request met the close: send it on a new one.
+            self.tracer.note("the kept connection was closed: sending again on a new one")
+            link = self.open(deadline)
+            try:
+                exchange = link.exchange(request, deadline)
+            except BaseException:
+                link.close()
+                raise
         except BaseException:
             link.close()
             self._link = None
