@@ -14,9 +14,19 @@ import os
 import ssl
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import Any
 
 from protocol.escape import EscapeError, escape, unescape
+from protocol.program import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    ProgramParser,
+    address,
+    host_name,
+    positive_float,
+    positive_int,
+)
 from reference_client.address import Address, AddressError, resolve_address
 from reference_client.menu import Shell
 from reference_client.operations import (
@@ -30,11 +40,9 @@ from reference_client.operations import (
 from reference_client.session import BY_CLOSE, NetworkError, Session
 from reference_client.trace import Tracer
 
-EXIT_OK = 0
 EXIT_ERROR_ANSWER = 1
-EXIT_USAGE = 2
+#: A network or protocol failure (connection refused, timeout, malformed answer).
 EXIT_NETWORK = 3
-EXIT_INTERRUPTED = 130
 
 PROG = "abp-client"
 
@@ -62,49 +70,23 @@ Every option may be written before or after the command.
 ENDED_BY_CLOSE = "answer ended by the connection closing, without LF"
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with a one-line usage error and exit status 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    if not text.isascii() or not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive whole number: {text!r}")
-    return int(text)
-
-
-def _host(text: str) -> str:
+def _server_text(text: str) -> str:
+    """``--server`` as given (its port may come from ABP_PORT); a bare number
+    is refused as ``protocol.program.address`` refuses it."""
     if text.strip().isdigit():
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is a number, not a host (did you mean --port {text.strip()}?)"
-        )
+        address(text)  # raises ArgumentTypeError: "'7801' is a port, not an address"
     return text
 
 
-def _server(text: str) -> str:
-    if text.strip().isdigit():
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is a port, not an address: write HOST:PORT, as in 127.0.0.1:{text.strip()}"
-        )
+def _host_text(text: str) -> str:
+    host_name(text)  # a bare number is refused
     return text
 
 
-def _common_options(defaults: bool) -> _Parser:
+def _common_options(defaults: bool) -> ProgramParser:
     """Options valid before and after the command. After it they default to
     SUPPRESS, so that a value given before the command is not overwritten."""
-    parent = _Parser(add_help=False, allow_abbrev=False)
+    parent = ProgramParser(add_help=False, allow_abbrev=False)
 
     def default(value: object) -> object:
         return value if defaults else argparse.SUPPRESS
@@ -113,19 +95,19 @@ def _common_options(defaults: bool) -> _Parser:
     group.add_argument(
         "--server",
         metavar="HOST:PORT",
-        type=_server,
+        type=_server_text,
         default=default(None),
         help="server address: name, IPv4 or [IPv6], with :PORT (default from "
         "ABP_HOST/ABP_PORT, else 127.0.0.1:2007)",
     )
     group.add_argument(
-        "--host", type=_host, default=default(None), help="server host (overrides --server)"
+        "--host", type=_host_text, default=default(None), help="server host (overrides --server)"
     )
     group.add_argument("--port", default=default(None), help="server port (overrides --server)")
     group.add_argument(
         "--timeout",
         metavar="S",
-        type=_positive_float,
+        type=positive_float,
         default=default(5.0),
         help="seconds one exchange may take in all, connecting included (default 5)",
     )
@@ -139,7 +121,7 @@ def _common_options(defaults: bool) -> _Parser:
     group.add_argument(
         "--quiet-ms",
         metavar="MS",
-        type=_positive_int,
+        type=positive_int,
         default=default(300),
         help="with --legacy: silence that ends an answer with no LF (default 300)",
     )
@@ -183,7 +165,7 @@ def _common_options(defaults: bool) -> _Parser:
     raw.add_argument(
         "--wait",
         metavar="S",
-        type=_positive_float,
+        type=positive_float,
         default=default(1.0),
         help="raw: stop after this many seconds without a byte (default 1.0)",
     )
@@ -198,7 +180,7 @@ def _common_options(defaults: bool) -> _Parser:
 
 def build_parser() -> argparse.ArgumentParser:
     formatter = argparse.RawDescriptionHelpFormatter
-    parser = _Parser(
+    parser = ProgramParser(
         prog=PROG,
         description="A client for ABP/1 servers, for using and debugging them. With no "
         "COMMAND and a terminal on stdin it opens the interactive shell.",
@@ -392,12 +374,12 @@ def tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
 
 def _address(args: argparse.Namespace) -> Address:
     try:
-        address = resolve_address(os.environ, server=args.server, host=args.host, port=args.port)
+        where = resolve_address(os.environ, server=args.server, host=args.host, port=args.port)
     except AddressError as exc:
         raise UsageProblem(str(exc)) from None
-    if address.host.isdigit():  # ABP_HOST=7801: an address off this machine
-        raise UsageProblem(f"{address.host!r} is a number, not a host")
-    return address
+    if where.host.isdigit():  # ABP_HOST=7801, --server 7801:2007: an address off this machine
+        raise UsageProblem(f"{where.host!r} is a number, not a host")
+    return where
 
 
 def make_session(args: argparse.Namespace) -> Session:

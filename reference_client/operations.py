@@ -18,10 +18,8 @@ from protocol import (
     Remove,
     Request,
     Response,
-    check_request,
-    encode_request,
-    encode_response,
 )
+from protocol.codec import check_request, encode_request, encode_response
 from protocol.escape import escape
 
 if TYPE_CHECKING:

@@ -9,6 +9,7 @@ as a person would. The piped form (no prompt, no colour) is tested too.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,6 +44,9 @@ def spawn(port: int, state: Path, *args: str, **env: str) -> pexpect.spawn:
         encoding="utf-8",
         timeout=TIMEOUT,
         dimensions=(24, 200),
+        # A terminal's shell starts programs with SIGINT at its default; an
+        # xdist worker ignores it, and an ignored signal is inherited.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     child.expect_exact("type help; Ctrl-D leaves")
     return child
