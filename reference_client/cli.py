@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from protocol.address import parse_host, parse_port
 from protocol.escape import EscapeError, escape, unescape
 from protocol.program import (
     EXIT_INTERRUPTED,
@@ -27,7 +28,7 @@ from protocol.program import (
     positive_float,
     positive_int,
 )
-from reference_client.address import Address, AddressError, resolve_address
+from reference_client.address import Address, AddressError, parse_address, resolve_address
 from reference_client.menu import Shell
 from reference_client.operations import (
     InvalidInput,
@@ -50,7 +51,7 @@ EPILOG = """\
 exit status:
   0   OK answer (raw: the exchange ran; shell: quit or end of input)
   1   ERROR answer from the server (the error line goes to stderr);
-      replay: the answers differ from the recording
+      replay: some answers differ from the recording
   2   usage error or invalid input (nothing was sent)
   3   network or protocol failure: connection refused, timeout, reset,
       connection closed before an answer, or a malformed answer
@@ -76,6 +77,17 @@ def _server_text(text: str) -> str:
     if text.strip().isdigit():
         address(text)  # raises ArgumentTypeError: "'7801' is a port, not an address"
     return text
+
+
+def _listen_address(text: str) -> Address:
+    """``HOST:PORT`` to listen on; port 0 picks a free one; a bare number is refused."""
+    host, colon, port = text.strip().rpartition(":")
+    if not colon or text.strip().isdigit():
+        address(text)  # raises, with the words every program uses
+    try:
+        return Address(parse_host(host), parse_port(port, allow_zero=True))
+    except AddressError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _host_text(text: str) -> str:
@@ -243,6 +255,36 @@ def build_parser() -> argparse.ArgumentParser:
         "ended goes to stderr.",
     )
     raw.add_argument("text", metavar="TEXT", help="the bytes to send, with escapes")
+    proxy = command(
+        "proxy",
+        "a checking proxy: forward, decode, name every violation",
+        "Listen on --listen and forward every connection's bytes unchanged to\n"
+        "--upstream (default: the server address). Print each request and answer\n"
+        "decoded, with the time it took, and every violation of the spec on either\n"
+        "side, named by requirement ID; #N keeps concurrent connections apart.\n"
+        "--json prints JSON lines instead; --record FILE saves the bytes for\n"
+        "'abp-client replay'. Runs until Ctrl-C or SIGTERM (exit 0).",
+    )
+    proxy.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        type=_listen_address,
+        required=True,
+        help="where to listen (port 0: any free port; the first line on stderr says which)",
+    )
+    proxy.add_argument(
+        "--upstream", metavar="HOST:PORT", type=_server_text, help="the server to forward to"
+    )
+    proxy.add_argument("--record", metavar="FILE", help="save the session for replay")
+    replay = command(
+        "replay",
+        "send a recording's client bytes again, report differing answers",
+        "Replay a file written by 'abp-client proxy --record' against the server:\n"
+        "the same client bytes, connection by connection, then a line for every\n"
+        "answer that differs from the recorded one. Exit 0: all the same; 1: some\n"
+        "differ; 3: the server could not be reached.",
+    )
+    replay.add_argument("file", metavar="FILE", help="the recording")
     return parser
 
 
@@ -324,6 +366,68 @@ def run_raw(args: argparse.Namespace, session: Session) -> int:
     return _fail(f"{len(result.received)} bytes received; {result.ending}", EXIT_OK)
 
 
+def run_proxy(args: argparse.Namespace, session: Session) -> int:
+    from reference_client import proxy
+
+    if session.tls is not None:
+        return _fail("the proxy forwards plain TCP: --tls cannot be used with it", EXIT_USAGE)
+    try:
+        upstream = session.address if args.upstream is None else parse_address(args.upstream)
+    except AddressError as exc:
+        return _fail(f"--upstream: {exc}", EXIT_USAGE)
+    try:
+        record = None if args.record is None else open(args.record, "w", encoding="utf-8")  # noqa: SIM115
+    except OSError as exc:
+        return _fail(f"cannot write {args.record}: {exc.strerror or exc}", EXIT_USAGE)
+    try:
+        return proxy.run(args.listen, upstream, json_output=args.json, record=record)
+    except OSError as exc:
+        return _fail(f"cannot listen on {args.listen}: {exc.strerror or exc}", EXIT_NETWORK)
+    finally:
+        if record is not None:
+            record.close()
+
+
+def run_replay(args: argparse.Namespace, session: Session) -> int:
+    from reference_client.proxy import load_recording
+    from reference_client.replay import Difference, replay
+
+    try:
+        with open(args.file, encoding="utf-8") as stream:
+            _, records = load_recording(stream.readlines())
+    except (OSError, UnicodeDecodeError) as exc:
+        return _fail(f"cannot read {args.file}: {exc}", EXIT_USAGE)
+    except ValueError as exc:
+        return _fail(f"{args.file}: {exc}", EXIT_USAGE)
+
+    def show(difference: Difference) -> None:
+        if args.json:
+            _json(difference.as_json())
+        else:
+            _write(difference.render())
+
+    try:
+        result = replay(
+            records,
+            session.address,
+            timeout=session.timeout,
+            tls=session.tls,
+            tracer=session.tracer,
+            clock=session.clock,
+            on_difference=show,
+        )
+    except ValueError as exc:
+        return _fail(f"{args.file}: {exc}", EXIT_USAGE)
+    except NetworkError as exc:
+        return _fail(str(exc), EXIT_NETWORK)
+    summary = (
+        f"replayed {result.connections} connection(s) to {session.address}: "
+        f"{result.answers} answer(s) recorded, {len(result.differences)} differ"
+    )
+    _fail(summary, EXIT_OK)
+    return EXIT_ERROR_ANSWER if result.differences else EXIT_OK
+
+
 def run_menu(args: argparse.Namespace, session: Session) -> int:
     return Shell(session, sys.stdin, sys.stdout, sys.stderr).run()
 
@@ -400,6 +504,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         None: run_console,
         "shell": run_menu,
         "raw": run_raw,
+        "proxy": run_proxy,
+        "replay": run_replay,
     }
     handler = handlers.get(args.command, run_operation)
     try:
