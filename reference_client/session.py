@@ -75,7 +75,12 @@ def _reason(exc: OSError) -> str:
     if isinstance(exc, ssl.SSLCertVerificationError):
         return f"TLS certificate not accepted: {exc.verify_message or exc.reason}"
     if isinstance(exc, ssl.SSLError):
-        return f"TLS failed: {exc.reason or exc}".lower()
+        what = (exc.reason or "").replace("_", " ").lower()
+        if not what:
+            what = str(exc.args[1] if len(exc.args) > 1 else exc).split(" (_ssl.c")[0]
+        if isinstance(exc, ssl.SSLEOFError) or "certificate" in what:
+            what += " (does the server want a client certificate? --cert, --key)"
+        return f"TLS failed: {what}"
     for kind, words in _REASONS:
         if isinstance(exc, kind):
             return words
