@@ -46,6 +46,11 @@ from protocol.escape import escape
 
 #: Who a violation is the fault of.
 CLIENT, SERVER = "client", "server"
+#: Requests waiting for their answers on one connection before judging stops
+#: there (the bytes are still forwarded): memory stays bounded.
+MAX_PENDING = 10_000
+#: Names whose last acknowledged write the ``Book`` remembers (oldest forgotten).
+MAX_KNOWN = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +59,7 @@ class Sighting:
 
     time: float  # seconds, on the clock the caller passes in
     conn: int  # the proxied connection's number, from 1
-    kind: str  # "open", "request", "answer", "violation", "close"
+    kind: str  # "open", "request", "answer", "violation", "close", "note"
     text: str  # the line, escaped, or what the event is
     requirement: str | None = None  # violations: the requirement broken
     party: str | None = None  # violations: CLIENT or SERVER
@@ -114,6 +119,8 @@ class Book:
         if not isinstance(request, Add | Remove):
             return
         self.in_flight[request.name] -= 1
+        if len(self.known) >= MAX_KNOWN:
+            del self.known[next(iter(self.known))]
         if isinstance(request, Add) and isinstance(answer, Ok):
             self.known[request.name] = _Known(request.entry, said)
         elif isinstance(request, Remove) and (
@@ -162,26 +169,39 @@ class Watch:
         # After "Request too long" (ABP-FRAME-11) or "Server busy" (ABP-CONN-8)
         # a server may close with requests unanswered.
         self._may_close = False
+        self._given_up = False  # past MAX_PENDING: forwarded, no longer judged
 
     # ------------------------------------------------------------ input
     def opened(self, now: float, peer: str) -> list[Sighting]:
         return [Sighting(now, self.conn, "open", f"client {peer} connected")]
 
     def from_client(self, data: bytes, now: float) -> list[Sighting]:
+        if self._given_up:
+            return []
+        if len(self._pending) >= MAX_PENDING:
+            self._given_up = True
+            text = f"{MAX_PENDING} requests unanswered: no more judging on this connection"
+            return [Sighting(now, self.conn, "note", text)]
         return self._requests_in(self._requests.feed(data, now), now, ended="")
 
     def from_server(self, data: bytes, now: float) -> list[Sighting]:
+        if self._given_up:
+            return []
         # An answer arriving while the client's bytes hold no LF: the client
         # sent a request with no terminator, and the server took it as one.
         out = self._flush_requests(now, "the server answered it")
         return out + self._answers_in(self._answers.feed(data, now), now, ended="")
 
     def client_closed(self, now: float) -> list[Sighting]:
+        if self._given_up:
+            return [Sighting(now, self.conn, "close", "client closed its side")]
         frames = self._requests.feed_eof()
         out = self._requests_in(frames, now, ended="ended by the client's half-close")
         return [*out, Sighting(now, self.conn, "close", "client closed its side")]
 
     def server_closed(self, now: float) -> list[Sighting]:
+        if self._given_up:
+            return [Sighting(now, self.conn, "close", "server closed its side")]
         out = self._flush_requests(now, "the server closed on it")
         frames = self._answers.feed_eof()
         out += self._answers_in(frames, now, ended="ended by the server closing")
@@ -193,10 +213,14 @@ class Watch:
 
     def deadline(self) -> float | None:
         """When ``expire`` has an unterminated line to judge."""
+        if self._given_up:
+            return None
         times = [t for t in (self._requests.deadline(), self._answers.deadline()) if t is not None]
         return min(times) if times else None
 
     def expire(self, now: float) -> list[Sighting]:
+        if self._given_up:
+            return []
         out = self._requests_in(self._requests.expire(now), now, ended="ended by silence")
         return out + self._answers_in(self._answers.expire(now), now, ended="ended by silence")
 

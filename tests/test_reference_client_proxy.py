@@ -23,7 +23,7 @@ from client_process import client_env, run_client
 from scripted_server import Peer, ScriptedServer, read_line, read_until_eof
 
 from conformance.process import ServerProcess, reference_server_command
-from reference_client.watch import Book, Watch
+from reference_client.watch import MAX_PENDING, Book, Watch
 
 TIMEOUT = 10.0
 TUTORIAL = "conformance.corpus.tutorial"
@@ -97,6 +97,18 @@ def test_a_fnd_that_misses_an_acknowledged_write_on_another_connection() -> None
     writer.from_server(b"OK\n", 0.55)
     reader.from_client(b"fnd:alice\n", 0.6)
     assert kinds(reader.from_server(b"OK: 12 High St\n", 0.7)) == ["answer", "!ABP-DUR-4"]
+
+
+def test_watch_stops_judging_past_its_bound() -> None:
+    """A client that pipelines without end cannot make the proxy hold every
+    request: past MAX_PENDING unanswered, the connection is only forwarded."""
+    watch = Watch(1, Book())
+    watch.from_client(b"fnd:x\n" * MAX_PENDING, 0.0)
+    seen = watch.from_client(b"fnd:y\n", 0.1)
+    assert kinds(seen) == ["note"]
+    assert str(MAX_PENDING) in seen[0].text
+    assert watch.from_server(b"OK: x\n", 0.2) == []
+    assert watch.deadline() is None
 
 
 # ------------------------------------------------------------ the proxy
