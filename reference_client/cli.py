@@ -27,6 +27,7 @@ from protocol.program import (
     host_name,
     positive_float,
     positive_int,
+    raise_fd_limit,
 )
 from reference_client.address import Address, AddressError, parse_address, resolve_address
 from reference_client.menu import Shell
@@ -194,8 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     formatter = argparse.RawDescriptionHelpFormatter
     parser = ProgramParser(
         prog=PROG,
-        description="A client for ABP/1 servers, for using and debugging them. With no "
-        "COMMAND and a terminal on stdin it opens the interactive shell.",
+        description="A client for ABP/1 servers, for using and debugging them.\n"
+        "With no COMMAND it opens the interactive shell (commands read from stdin\n"
+        "when stdin is not a terminal).",
         epilog=EPILOG,
         formatter_class=formatter,
         parents=[_common_options(defaults=True)],
@@ -379,6 +381,7 @@ def run_proxy(args: argparse.Namespace, session: Session) -> int:
         record = None if args.record is None else open(args.record, "w", encoding="utf-8")  # noqa: SIM115
     except OSError as exc:
         return _fail(f"cannot write {args.record}: {exc.strerror or exc}", EXIT_USAGE)
+    raise_fd_limit()  # every proxied connection holds two descriptors
     try:
         return proxy.run(args.listen, upstream, json_output=args.json, record=record)
     except OSError as exc:

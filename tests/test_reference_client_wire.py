@@ -472,7 +472,8 @@ def test_shell_end_of_input_quits_with_0() -> None:
 
 
 def test_help_lists_the_exit_codes() -> None:
-    for args in (["--help"], ["add", "--help"], ["raw", "--help"], ["shell", "--help"]):
+    commands = ("add", "rem", "fnd", "raw", "shell", "proxy", "replay")
+    for args in (["--help"], *([command, "--help"] for command in commands)):
         result = run_client(*args)
         assert result.returncode == 0
         for code in ("0 ", "1 ", "2 ", "3 ", "130 "):
