@@ -383,7 +383,13 @@ def run_proxy(args: argparse.Namespace, session: Session) -> int:
         return _fail(f"cannot write {args.record}: {exc.strerror or exc}", EXIT_USAGE)
     raise_fd_limit()  # every proxied connection holds two descriptors
     try:
-        return proxy.run(args.listen, upstream, json_output=args.json, record=record)
+        return proxy.run(
+            args.listen,
+            upstream,
+            json_output=args.json,
+            record=record,
+            connect_timeout=session.timeout,
+        )
     except OSError as exc:
         return _fail(f"cannot listen on {args.listen}: {exc.strerror or exc}", EXIT_NETWORK)
     finally:

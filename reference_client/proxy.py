@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -70,8 +71,10 @@ class Proxy:
         out: TextIO,
         json_output: bool = False,
         recorder: Recorder | None = None,
+        connect_timeout: float = 5.0,
     ) -> None:
         self.upstream = upstream
+        self.connect_timeout = connect_timeout
         self.out = out
         self.json_output = json_output
         self.recorder = recorder if recorder is not None else Recorder(None, upstream)
@@ -165,11 +168,17 @@ class _ClientSide(asyncio.Protocol):
     async def _connect_upstream(self) -> None:
         pair, upstream = self.pair, self.pair.proxy.upstream
         try:
-            await pair.proxy.loop.create_connection(
-                lambda: _ServerSide(pair), upstream.host, upstream.port
+            await asyncio.wait_for(
+                pair.proxy.loop.create_connection(
+                    lambda: _ServerSide(pair), upstream.host, upstream.port
+                ),
+                pair.proxy.connect_timeout,
             )
-        except OSError as exc:
-            why = (exc.strerror or str(exc)).lower()
+        except (OSError, asyncio.TimeoutError) as exc:
+            if isinstance(exc, OSError) and not isinstance(exc, TimeoutError):
+                why = (os.strerror(exc.errno) if exc.errno else str(exc)).lower()
+            else:
+                why = f"no connection within {pair.proxy.connect_timeout:g}s"
             sighting = Sighting(pair.proxy.now(), pair.conn, "close", f"upstream {upstream}: {why}")
             pair.proxy.show([sighting])
             if pair.client is not None:
@@ -260,10 +269,17 @@ async def serve(
     json_output: bool = False,
     record: IO[str] | None = None,
     stop: asyncio.Event | None = None,
+    connect_timeout: float = 5.0,
 ) -> Proxy:
     """Run the proxy until ``stop`` is set (SIGINT or SIGTERM set it too)."""
     loop = asyncio.get_running_loop()
-    proxy = Proxy(upstream, out=out, json_output=json_output, recorder=Recorder(record, upstream))
+    proxy = Proxy(
+        upstream,
+        out=out,
+        json_output=json_output,
+        recorder=Recorder(record, upstream),
+        connect_timeout=connect_timeout,
+    )
     stop = stop if stop is not None else asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
@@ -300,11 +316,18 @@ def run(
     *,
     json_output: bool = False,
     record: IO[str] | None = None,
+    connect_timeout: float = 5.0,
 ) -> int:
     """``abp-client proxy``: runs until SIGINT or SIGTERM, then exits 0."""
     asyncio.run(
         serve(
-            listen, upstream, out=sys.stdout, err=sys.stderr, json_output=json_output, record=record
+            listen,
+            upstream,
+            out=sys.stdout,
+            err=sys.stderr,
+            json_output=json_output,
+            record=record,
+            connect_timeout=connect_timeout,
         )
     )
     return 0

@@ -326,6 +326,21 @@ def recv_exactly(sock: socket.socket, size: int) -> bytes:
     return data
 
 
+def test_proxy_says_when_the_upstream_refuses(proxies: list[ProxyProcess]) -> None:
+    nobody = socket.socket()
+    nobody.bind(("127.0.0.1", 0))  # bound, not listening: connections are refused
+    port = nobody.getsockname()[1]
+    try:
+        proxy = ProxyProcess(port)
+        proxies.append(proxy)
+        result = run_client("--server", f"127.0.0.1:{proxy.port}", "fnd", "x")
+        out = proxy.stop()
+    finally:
+        nobody.close()
+    assert result.returncode == 3  # closed (or reset) before an answer
+    assert f"#1 -- upstream 127.0.0.1:{port}: connection refused\n" in out
+
+
 def test_proxy_usage_errors() -> None:
     for args, words in (
         (["proxy"], "--listen"),
