@@ -185,6 +185,7 @@ class Link:
         self.conn = ClientConnection(legacy=session.legacy, quiet_period=session.quiet_period)
         self.tail = _Tail()
         self.closed = False
+        self.received_count = 0  # bytes received for the current exchange
 
     @property
     def address(self) -> Address:
@@ -237,15 +238,12 @@ class Link:
                 f"cannot send to {self.address}: {_reason(exc)}", unanswered=True
             ) from None
         received = bytearray()
+        self.received_count = 0
         answer, ending = self._read_answer(deadline, received)
+        lf = received.find(b"\n")
+        line = bytes(received[: lf + 1] if lf >= 0 else received)
         return Exchange(
-            request,
-            answer,
-            bytes(received[:LINE_KEPT]),
-            ending,
-            clock() - started,
-            len(data),
-            len(received),
+            request, answer, line, ending, clock() - started, len(data), self.received_count
         )
 
     def _read_answer(self, deadline: float, received: bytearray) -> tuple[Response, str]:
@@ -277,6 +275,7 @@ class Link:
                 ) from None
             if chunk:
                 session.tracer.frame(RECEIVED, chunk)
+                self.received_count += len(chunk)
                 if len(received) < LINE_KEPT:
                     received += chunk[: LINE_KEPT - len(received)]
                 self.tail.add(chunk)
