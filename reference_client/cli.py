@@ -503,6 +503,7 @@ def make_session(args: argparse.Namespace) -> Session:
         quiet_period=args.quiet_ms / 1000,
         tracer=Tracer(sys.stderr if args.trace else None),
         tls=tls_context(args),
+        client_cert=args.cert is not None,
     )
 
 

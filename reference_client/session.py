@@ -315,8 +315,11 @@ class Link:
             self.session.tracer.decoded(RECEIVED, event)
             if isinstance(event, ConnectionClosed):
                 self.closed = True
+                hint = self._so_far()
+                if not hint and self.session.tls is not None and not self.session.client_cert:
+                    hint = " (over TLS: does the server want a client certificate? --cert, --key)"
                 raise NetworkError(
-                    f"{self.address} closed the connection before answering" + self._so_far(),
+                    f"{self.address} closed the connection before answering" + hint,
                     unanswered=self.tail.total == 0,
                 )
             # A busy refusal (ABP-CONN-8) arriving after our request is its answer.
@@ -339,6 +342,7 @@ class Session:
         tracer: Tracer | None = None,
         clock: Callable[[], float] = time.monotonic,
         tls: ssl.SSLContext | None = None,
+        client_cert: bool = False,
         keep_open: bool = False,
     ) -> None:
         self.address = address
@@ -348,6 +352,7 @@ class Session:
         self.tracer = tracer if tracer is not None else Tracer(None)
         self.clock = clock
         self.tls = tls
+        self.client_cert = client_cert  # a TLS client certificate is presented
         self.keep_open = keep_open
         self._link: Link | None = None
 

@@ -10,6 +10,8 @@ key is ever committed.
 from __future__ import annotations
 
 import ssl
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +20,8 @@ import pytest
 import trustme
 from client_process import run_client
 from scripted_server import Peer, Script, ScriptedServer, read_line
+
+from conformance.process import ServerProcess, reference_server_command
 
 
 @pytest.fixture(scope="module")
@@ -142,3 +146,46 @@ def test_tls_usage_errors(files: dict[str, Path], args: list[str], words: str) -
     assert result.returncode == 2
     assert words in result.stderr
     assert len(result.stderr.splitlines()) == 1
+
+
+# ------------------------------------------------ against the reference server
+
+
+def _server_speaks_tls() -> bool:
+    help_text = subprocess.run(
+        [sys.executable, "-m", "reference_server", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
+    ).stdout
+    return "--tls-cert" in help_text
+
+
+def test_against_the_reference_server_over_tls(ca: trustme.CA, tmp_path: Path) -> None:
+    """The reference pair over TLS, with client-certificate verification on."""
+    if not _server_speaks_tls():
+        pytest.skip("abp-server has no --tls-cert on this branch (the server's side lands apart)")
+    cert, key, ca_file = tmp_path / "server.crt", tmp_path / "server.key", tmp_path / "ca.pem"
+    issued = ca.issue_cert("127.0.0.1", "localhost")
+    issued.cert_chain_pems[0].write_to_path(str(cert))
+    issued.private_key_pem.write_to_path(str(key))
+    ca.cert_pem.write_to_path(str(ca_file))
+    client = ca.issue_cert("client@example.test")
+    client.cert_chain_pems[0].write_to_path(str(tmp_path / "client.crt"))
+    client.private_key_pem.write_to_path(str(tmp_path / "client.key"))
+    flags = ["--tls-cert", str(cert), "--tls-key", str(key), "--tls-client-ca", str(ca_file)]
+    command = reference_server_command("--db", str(tmp_path / "book.sqlite3"), *flags)
+    with ServerProcess(command) as server:
+        base = ["--server", f"127.0.0.1:{server.port}", "--tls", "--ca", str(ca_file)]
+        mine = ["--cert", str(tmp_path / "client.crt"), "--key", str(tmp_path / "client.key")]
+        added = run_client(*base, *mine, "add", "tess", "1 Secure Rd")
+        assert added.returncode == 0, added.stderr
+        found = run_client(*base, *mine, "fnd", "tess")
+        assert (found.returncode, found.stdout) == (0, "1 Secure Rd\n"), found.stderr
+        refused = run_client(*base, "fnd", "tess")  # no client certificate
+        assert refused.returncode == 3
+        assert "client certificate" in refused.stderr
+        plain = run_client("--server", f"127.0.0.1:{server.port}", "fnd", "tess")
+        assert plain.returncode == 3
+        assert len(plain.stderr.splitlines()) == 1
