@@ -377,6 +377,8 @@ def run_proxy(args: argparse.Namespace, session: Session) -> int:
         upstream = session.address if args.upstream is None else parse_address(args.upstream)
     except AddressError as exc:
         return _fail(f"--upstream: {exc}", EXIT_USAGE)
+    if upstream.host.isdigit():
+        return _fail(f"--upstream: {upstream.host!r} is a number, not a host", EXIT_USAGE)
     try:
         record = None if args.record is None else open(args.record, "w", encoding="utf-8")  # noqa: SIM115
     except OSError as exc:

@@ -345,6 +345,8 @@ def test_proxy_usage_errors() -> None:
     for args, words in (
         (["proxy"], "--listen"),
         (["proxy", "--listen", "2008"], "is a port, not an address"),
+        (["proxy", "--listen", "127.0.0.1:0", "--upstream", "2007"], "is a port, not an address"),
+        (["proxy", "--listen", "127.0.0.1:0", "--upstream", "7801:2007"], "is a number"),
         (["proxy", "--listen", "127.0.0.1:0", "--tls"], "--tls"),
         (["replay", "/nonexistent/recording"], "cannot read"),
     ):
