@@ -362,3 +362,26 @@ def test_replay_refuses_a_file_that_is_not_a_recording(tmp_path: Path) -> None:
     result = run_client("--server", "127.0.0.1:9", "replay", str(bogus))
     assert result.returncode == 2
     assert "not an abp-client recording" in result.stderr
+
+
+def test_replay_reads_a_recording_into_steps_and_answers() -> None:
+    """Unterminated requests and answers (the tutorial's way) count as lines."""
+    from reference_client.replay import parse
+
+    records = [
+        {"conn": 1, "from": "client", "data": "fnd:a"},
+        {"conn": 2, "from": "client", "data": "fnd:b\\nfnd:c\\n"},
+        {"conn": 1, "from": "server", "data": "No entry found for a"},
+        {"conn": 1, "from": "client", "eof": True},
+        {"conn": 2, "from": "server", "data": "ERROR: No entry for b\\nERR"},
+        {"conn": 2, "from": "server", "data": "OR: No entry for c\\n"},
+        {"conn": 1, "from": "server", "eof": True},
+    ]
+    first, second = parse(records)
+    assert first.requests == [b"fnd:a"]
+    assert first.answers == [b"No entry found for a"]
+    assert [(s.data, s.answers_before) for s in first.steps] == [(b"fnd:a", 0), (None, 1)]
+    assert second.requests == [b"fnd:b\n", b"fnd:c\n"]
+    assert second.answers == [b"ERROR: No entry for b\n", b"ERROR: No entry for c\n"]
+    with pytest.raises(ValueError, match="bad record"):
+        parse([{"conn": 1, "from": "nobody", "data": ""}])

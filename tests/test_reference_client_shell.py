@@ -229,3 +229,42 @@ def test_history_path_follows_xdg(tmp_path: Path) -> None:
     assert history_path({"XDG_STATE_HOME": str(tmp_path)}) == tmp_path / "abp-client" / "history"
     home = Path(os.path.expanduser("~"))
     assert history_path({}) == home / ".local" / "state" / "abp-client" / "history"
+
+
+@pytest.mark.parametrize(
+    ("line", "parsed"),
+    [
+        ("add alice 12 High St", ("add", "alice", "12 High St")),
+        ("  add alice  two  spaces ", ("add", "alice", " two  spaces")),
+        ("add bob", ("add", "bob", "")),
+        ('add "Mary Ann" 1 Road', ("add", "Mary Ann", "1 Road")),
+        ('fnd "Mary Ann"', ("fnd", "Mary Ann", "")),
+        ("fnd Mary Ann", ("fnd", "Mary Ann", "")),
+        ("rem a:b", ("rem", "a:b", "")),
+        ("raw fnd:x\\n", ("raw", "fnd:x\\n", "")),
+        ("help", ("help", "", "")),
+        ("quit", ("quit", "", "")),
+    ],
+)
+def test_parse_line(line: str, parsed: tuple[str, str, str]) -> None:
+    from reference_client.console import parse_line
+
+    assert parse_line(line) == parsed
+
+
+@pytest.mark.parametrize(
+    ("line", "words"),
+    [
+        ("frob x", "unknown command 'frob'"),
+        ("fnd", "fnd needs a NAME"),
+        ('add "open quote', 'ends with "'),
+        ('fnd "a"b', "space after the closing"),
+        ('rem "a" b', "rem takes only a NAME"),
+        ("raw", "raw needs TEXT"),
+    ],
+)
+def test_parse_line_refuses(line: str, words: str) -> None:
+    from reference_client.console import UsageError, parse_line
+
+    with pytest.raises(UsageError, match=words):
+        parse_line(line)
