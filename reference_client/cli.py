@@ -50,7 +50,8 @@ PROG = "abp-client"
 
 EPILOG = """\
 exit status:
-  0   OK answer (raw: the exchange ran; shell: quit or end of input)
+  0   OK answer (raw: the exchange ran; shell: quit or end of input;
+      proxy: stopped by Ctrl-C or SIGTERM; replay: every answer the same)
   1   ERROR answer from the server (the error line goes to stderr);
       replay: some answers differ from the recording
   2   usage error or invalid input (nothing was sent)

@@ -303,7 +303,7 @@ class Watch:
                 return []
             texts = " or ".join(sorted(f"'ERROR: {e.text}'" for e in allowed))
             return [self._violation(now, "ABP-RESP-3", SERVER, f"the answer should be {texts}")]
-        said = f"'{escape(pending.line)}' acknowledged on #{self.conn} at {now:.4f}s"
+        said = f"'{escape(pending.line)}' acknowledged on #{self.conn} at +{now:.4f}s"
         self.book.answered(request, answer, said)
         if isinstance(request, Find):
             missed = self.book.missed(request, answer, pending.expected)
