@@ -323,6 +323,8 @@ def run_operation(args: argparse.Namespace, session: Session) -> int:
         if args.json:
             _json(failure_record(request, str(exc)))
         return _fail(str(exc), EXIT_NETWORK)
+    for notice in session.notices:
+        _fail(notice, EXIT_OK)
     if exchange.ending == BY_CLOSE and not session.legacy:
         _fail(ENDED_BY_CLOSE, EXIT_OK)
     if args.json:

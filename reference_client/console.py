@@ -204,10 +204,12 @@ class Console:
         try:
             exchange = self.session.request(request)
         except NetworkError as exc:
+            self._notices()
             if self.json_output:
                 self.show(json.dumps(failure_record(request, str(exc)), ensure_ascii=False))
             self.warn(str(exc))
             return
+        self._notices()
         if exchange.ending == BY_CLOSE and not self.session.legacy:
             self.warn("answer ended by the connection closing, without LF")
         if self.json_output:
@@ -215,6 +217,11 @@ class Console:
             return
         error = is_error(exchange.answer)
         self.show(answer_text(request, exchange.answer), RED if error else GREEN)
+
+    def _notices(self) -> None:
+        for notice in self.session.notices:
+            self.warn(notice)
+        self.session.notices.clear()
 
     def raw(self, text: str) -> None:
         try:

@@ -33,6 +33,7 @@ from protocol import (
     Response,
 )
 from protocol.address import format_address
+from protocol.escape import escape
 from reference_client.address import Address
 from reference_client.diagnosis import describe_unterminated, legacy_hint
 from reference_client.trace import RECEIVED, SENT, RawDecoder, Tracer
@@ -217,6 +218,10 @@ class Link:
         if data:
             self.session.tracer.frame(RECEIVED, data)
             self.session.tracer.note("bytes that answer no request: the connection is dropped")
+            self.session.notices.append(
+                f"{self.address} sent {len(data)} bytes that answer no request "
+                f"('{escape(data[:80])}', ABP-FRAME-1): opening a new connection"
+            )
         else:
             self.session.tracer.decoded(RECEIVED, ConnectionClosed())
         return False
@@ -242,6 +247,13 @@ class Link:
         answer, ending = self._read_answer(deadline, received)
         lf = received.find(b"\n")
         line = bytes(received[: lf + 1] if lf >= 0 else received)
+        if lf >= 0 and len(received) > lf + 1:  # more than the answer: never reuse this
+            extra = bytes(received[lf + 1 :])
+            self.session.notices.append(
+                f"{self.address} sent {len(extra)} bytes after the answer, answering no "
+                f"request ('{escape(extra[:80])}', ABP-FRAME-1): the connection is dropped"
+            )
+            self.close()
         return Exchange(
             request, answer, line, ending, clock() - started, len(data), self.received_count
         )
@@ -355,6 +367,8 @@ class Session:
         self.client_cert = client_cert  # a TLS client certificate is presented
         self.keep_open = keep_open
         self._link: Link | None = None
+        #: What a person should hear about the kept connection (the shell shows them).
+        self.notices: list[str] = []
 
     def open(self, deadline: float) -> Link:
         timeout = max(0.001, deadline - self.clock())

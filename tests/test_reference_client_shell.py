@@ -268,3 +268,22 @@ def test_parse_line_refuses(line: str, words: str) -> None:
 
     with pytest.raises(UsageError, match=words):
         parse_line(line)
+
+
+def test_bytes_after_an_answer_are_said_and_the_connection_dropped() -> None:
+    """A kept connection that brings more than the answer is never reused."""
+
+    def chatty(conn: Peer) -> None:
+        line = read_line(conn)
+        conn.sendall(b"OK: " + line.strip()[4:] + b"\nsurprise\n")
+        read_line(conn)
+
+    server = ScriptedServer(chatty)
+    try:
+        result = run_client("--server", f"127.0.0.1:{server.port}", stdin="fnd a\nfnd b\n")
+    finally:
+        server.stop()
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "a\nb\n"
+    assert result.stderr.count("bytes after the answer, answering no request ('surprise") == 2
+    assert server.accepted == 2
