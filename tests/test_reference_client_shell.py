@@ -17,9 +17,9 @@ from pathlib import Path
 import pexpect
 import pytest
 from client_process import client_env, run_client
-from scripted_server import Peer, ScriptedServer, read_line
+from scripted_server import Peer, ScriptedServer, read_line, read_until_eof
 
-from conformance.process import ServerProcess, reference_server_command
+from conformance.process import ServerProcess, reference_server_command, wait_until
 
 TIMEOUT = 10
 UP = "\x1b[A"
@@ -287,3 +287,25 @@ def test_bytes_after_an_answer_are_said_and_the_connection_dropped() -> None:
     assert result.stdout == "a\nb\n"
     assert result.stderr.count("bytes after the answer, answering no request ('surprise") == 2
     assert server.accepted == 2
+
+
+def test_ctrl_c_cancels_a_request_in_flight(tmp_path: Path) -> None:
+    """A server that never answers: Ctrl-C gives the prompt back at once."""
+    silent = ScriptedServer(read_until_eof)
+    try:
+        child = spawn(silent.port, tmp_path, "--timeout", "60")
+        try:
+            prompt(child, silent.port)
+            child.sendline("fnd waiting")
+            child.expect_exact("fnd waiting")
+            assert wait_until(
+                lambda: silent.accepted and silent.data() == b"fnd:waiting\n", TIMEOUT
+            )
+            child.sendintr()
+            child.expect_exact("cancelled; the connection is closed")
+            prompt(child, silent.port)
+            leave(child)
+        finally:
+            child.close(force=True)
+    finally:
+        silent.stop()
