@@ -81,6 +81,7 @@ class Proxy:
         self.book = Book()
         self.connections = 0
         self.violations = 0
+        self.out_gone = False  # stdout closed under us
         self.pairs: set[_Pair] = set()
         self.loop = asyncio.get_running_loop()
         self.start = self.loop.time()
@@ -89,15 +90,18 @@ class Proxy:
         return self.loop.time() - self.start
 
     def show(self, sightings: list[Sighting]) -> None:
-        for sighting in sightings:
-            if sighting.kind == "violation":
-                self.violations += 1
-            if self.json_output:
-                self.out.write(json.dumps(sighting.as_json(), ensure_ascii=False) + "\n")
-            else:
-                self.out.write(sighting.render() + "\n")
-        if sightings:
+        self.violations += sum(1 for s in sightings if s.kind == "violation")
+        if not sightings or self.out_gone:
+            return
+        try:
+            for sighting in sightings:
+                if self.json_output:
+                    self.out.write(json.dumps(sighting.as_json(), ensure_ascii=False) + "\n")
+                else:
+                    self.out.write(sighting.render() + "\n")
             self.out.flush()
+        except (BrokenPipeError, ValueError):  # "| head" went away: keep forwarding
+            self.out_gone = True
 
     def accept(self) -> _ClientSide:
         self.connections += 1
