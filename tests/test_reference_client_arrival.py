@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from client_process import run_client
+from client_process import client_env, run_client
 from scripted_server import Peer, Script, ScriptedServer, StartServer, read_line
 
 from conformance.process import ServerProcess, reference_server_command
@@ -145,6 +145,12 @@ def test_a_bare_number_as_address_is_a_usage_error(args: list[str]) -> None:
     assert len(result.stderr.splitlines()) == 1
     assert "7801" in result.stderr
     assert "is a port, not an address" in result.stderr or "is a number" in result.stderr
+
+
+def test_a_bare_number_from_the_environment_is_refused_too() -> None:
+    result = run_client("fnd", "alice", env=client_env(ABP_HOST="7801"))
+    assert result.returncode == 2
+    assert result.stderr == "abp-client: '7801' is a number, not a host\n"
 
 
 # ------------------------------------------------------------ the whole exchange
