@@ -1,6 +1,6 @@
 """``conformance``: judge an ABP/1 implementation, requirement by requirement.
 
-The command line only; ``conformance.runner`` runs the suite and
+The command line only; ``conformance.run_suite`` runs the suite and
 ``conformance.reports`` shows the result. ``serve``, ``matrix`` and ``bench``
 belong to their own packages and are imported only when asked for.
 """
@@ -42,7 +42,7 @@ examples:
 
 #: subcommands owned by other packages: name -> (module, one-line help)
 DELEGATED = {
-    "serve": ("conformance.clientsuite.serve", "a scripted server for trying a client by hand"),
+    "serve": ("conformance.suites.client.serve", "a scripted server for trying a client by hand"),
     "matrix": ("conformance.matrix.cli", "every client x every server: who talks to whom"),
     "bench": ("conformance.bench.cli", "load a server: throughput, latency, and no lost writes"),
 }
@@ -198,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except Exception as exc:
-        from conformance.runner import SuiteProblem, UsageProblem, exit_for
+        from conformance.run_suite import SuiteProblem, UsageProblem, exit_for
 
         if isinstance(exc, UsageProblem):
             print(f"conformance: error: {exc}", file=sys.stderr)
@@ -234,7 +234,7 @@ def terminate_as_interrupt() -> Iterator[None]:
 
 def run_command(args: argparse.Namespace, out: TextIO) -> int:
     from conformance.reports import console, html, json_report, junit
-    from conformance.runner import RunOptions, UsageProblem, run
+    from conformance.run_suite import RunOptions, UsageProblem, run
 
     client = args.client or args.client_menu
     if (client or args.listen) and (args.server or args.server_cmd or args.service != "abp"):
@@ -286,7 +286,7 @@ def run_command(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def list_requirements(args: argparse.Namespace, out: TextIO) -> int:
-    from conformance.runner import SUITES, covering_tests
+    from conformance.run_suite import SUITES, covering_tests
     from protocol import requirements
 
     services = [args.service] if args.service else list(SUITES)

@@ -1,7 +1,7 @@
 """The pytest plugin: target options, the ``requirement`` marker, fixtures.
 
 Registered through the ``pytest11`` entry point, so ``pytest --abp-server
-HOST:PORT --pyargs conformance.server_tests`` works as well as ``conformance
+HOST:PORT --pyargs conformance.suites.server`` works as well as ``conformance
 run``. Without ``--abp-server`` it stays inert (the project's own tests load it
 too).
 
@@ -20,10 +20,10 @@ from collections.abc import Generator, Iterator
 
 import pytest
 
-from conformance.expect import RequirementFailed
-from conformance.session import ServerSession, ServerTarget
-from conformance.target import FRAMINGS, SERVICES
-from conformance.wire import Transcript, WireProtocolError
+from conformance.judging.verdict import RequirementFailed
+from conformance.judging.session import ServerSession, ServerTarget
+from conformance.judging.target import FRAMINGS, SERVICES
+from conformance.harness.wire import Transcript, WireProtocolError
 from protocol import requirements
 from protocol.address import parse_address
 
@@ -51,7 +51,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="ID",
         help="run only the tests of this requirement (or of a section: ABP-FRAME); repeatable",
     )
-    # the client suite (conformance.client_tests) reads these
+    # the client suite (conformance.suites.client) reads these
     group.addoption(
         "--abp-client",
         metavar="TEMPLATE",

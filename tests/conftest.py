@@ -6,7 +6,7 @@ Fixtures (all generic; use them from any test module):
   starts ``python -m reference_server`` on a free port of ``host`` with a fresh
   SQLite file in the test's ``tmp_path`` (or ``db``), waits until it accepts
   connections and returns a ``ReferenceServer`` (a
-  ``conformance.process.ServerProcess`` with ``.db`` and ``.service``). Every
+  ``conformance.harness.process.ServerProcess`` with ``.db`` and ``.service``). Every
   server it started is stopped (SIGTERM, then SIGKILL) at teardown.
 - ``shared_server``: one abp server per test module, for tests that only need
   *a* server (use names of your own: other tests share the book).
@@ -42,7 +42,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.process import LOOPBACK, ServerProcess, reference_server_command
+from conformance.harness.process import LOOPBACK, ServerProcess, reference_server_command
 from protocol import ClientConnection, ClientEvent, Request
 
 #: Seconds any single wait in these tests may take before it counts as a hang.

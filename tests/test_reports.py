@@ -32,7 +32,7 @@ from conformance.reports import (
     junit,
 )
 from conformance.reports.text import printable
-from conformance.wire import Transcript
+from conformance.harness.wire import Transcript
 from protocol import requirements
 
 MUST, SHOULD, MAY = "ABP-REQ-1", "ABP-CONN-7", "ABP-CONN-8"
