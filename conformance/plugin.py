@@ -20,10 +20,10 @@ from collections.abc import Generator, Iterator
 
 import pytest
 
-from conformance.judging.verdict import RequirementFailed
+from conformance.harness.wire import Transcript, WireProtocolError
 from conformance.judging.session import ServerSession, ServerTarget
 from conformance.judging.target import FRAMINGS, SERVICES
-from conformance.harness.wire import Transcript, WireProtocolError
+from conformance.judging.verdict import RequirementFailed
 from protocol import requirements
 from protocol.address import parse_address
 

@@ -30,10 +30,10 @@ from typing import Any, TextIO
 import pytest
 
 from conformance.harness import probe as framing
-from conformance.plugin import selects
 from conformance.harness.process import ServerProcess, ServerStartError, reference_server_command
-from conformance.reports import EXIT_INTERNAL, EXIT_USAGE, ResultCollector, RunResult
 from conformance.harness.wire import WireError
+from conformance.plugin import selects
+from conformance.reports import EXIT_INTERNAL, EXIT_USAGE, ResultCollector, RunResult
 from protocol import requirements
 from protocol.address import format_address, parse_address
 

@@ -24,12 +24,12 @@ from pathlib import Path
 
 import pytest
 
-from conformance.suites.client.listen import ipv6_loopback_available
-from conformance.suites.client.scenarios import SCENARIOS, Book
-from conformance.suites.client.scripted import ScriptedServer
 from conformance.corpus.clients.defects import DEFECTS, Defect
 from conformance.corpus.servers.harness import SuiteRun, run_suite
 from conformance.harness.process import free_port
+from conformance.suites.client.listen import ipv6_loopback_available
+from conformance.suites.client.scenarios import SCENARIOS, Book
+from conformance.suites.client.scripted import ScriptedServer
 from protocol import Add, Find
 
 PY = shlex.quote(sys.executable)

@@ -14,6 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NoReturn
 
+from conformance.harness.crowd import Crowd
+from conformance.harness.raw import RawConnection, Unterminated
+from conformance.harness.wire import Answer, Transcript, Wire, WireClosed, WireError, WireTimeout
 from conformance.judging.answers import (
     FORM_SECTIONS,
     Expected,
@@ -24,11 +27,8 @@ from conformance.judging.answers import (
     same_meaning,
     wire_form,
 )
-from conformance.harness.crowd import Crowd
-from conformance.judging.verdict import fail
-from conformance.harness.raw import RawConnection, Unterminated
 from conformance.judging.target import ServerTarget
-from conformance.harness.wire import Answer, Transcript, Wire, WireClosed, WireError, WireTimeout
+from conformance.judging.verdict import fail
 from protocol import (
     Add,
     ClientConnection,

@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 
 from hypothesis import HealthCheck, Phase, seed, settings
 
-from conformance.judging.session import ServerSession, ServerTarget
 from conformance.harness.wire import Transcript
+from conformance.judging.session import ServerSession, ServerTarget
 from protocol import (
     INVALID_UTF8,
     MALFORMED_REQUEST,

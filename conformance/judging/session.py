@@ -21,12 +21,12 @@ from typing import NoReturn
 
 import pytest
 
-from conformance.judging.conversation import LEGACY_QUIET, Conversation
-from conformance.judging.verdict import fail
 from conformance.harness.process import ServerProcess, ServerStartError
 from conformance.harness.raw import Inconclusive
-from conformance.judging.target import ServerTarget
 from conformance.harness.wire import WireError
+from conformance.judging.conversation import LEGACY_QUIET, Conversation
+from conformance.judging.target import ServerTarget
+from conformance.judging.verdict import fail
 from protocol import Find
 
 __all__ = ["ServerSession", "ServerTarget"]

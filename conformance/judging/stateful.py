@@ -12,9 +12,9 @@ from __future__ import annotations
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
+from conformance.harness.raw import RawConnection
 from conformance.judging.answers import ANY_OK, Expected
 from conformance.judging.fuzz import fresh_example
-from conformance.harness.raw import RawConnection
 from conformance.judging.session import ServerSession
 from protocol import Add, Find, Ok, Remove, Request, encode_request, no_entry
 from protocol.strategies import entries, names

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from conformance.harness.wire import Transcript
+from conformance.judging.verdict import fail
 from conformance.suites.client.contracts import Outcome
 from conformance.suites.client.launch import TRACEBACK, ClientRun
 from conformance.suites.client.scripted import ScriptedServer
-from conformance.judging.verdict import fail
-from conformance.harness.wire import Transcript
 from protocol import Request
 
 

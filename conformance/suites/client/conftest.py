@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from conformance.harness.process import free_port
+from conformance.harness.wire import Transcript
 from conformance.suites.client.contracts import (
     ArgvClient,
     ClientUnderTest,
@@ -26,8 +28,6 @@ from conformance.suites.client.contracts import (
 )
 from conformance.suites.client.scenarios import SPEC, Book, Scenario
 from conformance.suites.client.scripted import ScriptedServer
-from conformance.harness.process import free_port
-from conformance.harness.wire import Transcript
 from protocol import DEFAULT_HOST, DEFAULT_PORT
 from protocol.address import parse_address
 

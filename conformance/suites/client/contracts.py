@@ -20,9 +20,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from conformance.suites.client.launch import ClientRun, run_client
 from conformance.harness.process import render, wait_until
 from conformance.harness.wire import Transcript
+from conformance.suites.client.launch import ClientRun, run_client
 from protocol import DEFAULT_HOST, DEFAULT_PORT
 
 CONTRACTS = ("argv", "menu")

@@ -24,10 +24,19 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 
+from conformance.harness.wire import Record, Transcript
 from conformance.suites.client.listen import listen, peer_text
 from conformance.suites.client.observed import ConnectionLog, Received, Violation
-from conformance.suites.client.scenarios import SPEC, Action, Book, Hold, Pause, Scenario, Send, Shut
-from conformance.harness.wire import Record, Transcript
+from conformance.suites.client.scenarios import (
+    SPEC,
+    Action,
+    Book,
+    Hold,
+    Pause,
+    Scenario,
+    Send,
+    Shut,
+)
 from protocol import (
     ConnectionClosed,
     InvalidRequest,

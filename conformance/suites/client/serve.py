@@ -24,9 +24,9 @@ from collections.abc import Iterator, Sequence
 from types import FrameType
 from typing import NoReturn, TextIO
 
+from conformance.harness.wire import Transcript
 from conformance.suites.client.scenarios import SCENARIOS, Book
 from conformance.suites.client.scripted import ScriptedServer
-from conformance.harness.wire import Transcript
 from protocol import DEFAULT_HOST, DEFAULT_PORT, requirements
 from protocol.address import format_address, parse_address
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.suites.client.conftest import Serve
+from conformance.harness.wire import Transcript
 from conformance.suites.client import checks
+from conformance.suites.client.conftest import Serve
 from conformance.suites.client.contracts import Address, ArgvClient, ClientUnderTest, Op
 from conformance.suites.client.scenarios import ADD_TEXT, REM_TEXT, SPEC, Book, always
-from conformance.harness.wire import Transcript
 from protocol import Add, Error, Find, Ok, Remove, Response
 
 NAME = "Ada Lovelace"

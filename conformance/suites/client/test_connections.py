@@ -14,8 +14,10 @@ from collections.abc import Callable
 
 import pytest
 
-from conformance.suites.client.conftest import Serve
+from conformance.harness.wire import Transcript
+from conformance.judging.verdict import fail
 from conformance.suites.client import checks
+from conformance.suites.client.conftest import Serve
 from conformance.suites.client.contracts import ArgvClient, ClientUnderTest, MenuClient, Op, Outcome
 from conformance.suites.client.scenarios import (
     SPEC,
@@ -25,8 +27,6 @@ from conformance.suites.client.scenarios import (
     reset_mid_answer,
     silent,
 )
-from conformance.judging.verdict import fail
-from conformance.harness.wire import Transcript
 
 NAME = "Alan Turing"
 ENTRY = "Hollymeade, Adlington Road, Wilmslow"

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.suites.client.conftest import Serve
+from conformance.harness.wire import Transcript
+from conformance.judging.verdict import fail
 from conformance.suites.client import checks
+from conformance.suites.client.conftest import Serve
 from conformance.suites.client.contracts import Address, ClientUnderTest, Op
 from conformance.suites.client.scenarios import (
     SPEC,
@@ -22,8 +24,6 @@ from conformance.suites.client.scenarios import (
     long_entry,
     segmented,
 )
-from conformance.judging.verdict import fail
-from conformance.harness.wire import Transcript
 
 NAME = "Grace Hopper"
 HOME = Address("1", "Navy Yard: Bldg 7, Room 2", "Arlington", "+1 703 555 0100")

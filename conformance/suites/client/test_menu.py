@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.suites.client.conftest import Serve
+from conformance.harness.wire import Transcript
+from conformance.judging.verdict import fail
 from conformance.suites.client import checks
+from conformance.suites.client.conftest import Serve
 from conformance.suites.client.contracts import Address, MenuClient, Op
 from conformance.suites.client.scenarios import REM_TEXT, Book
-from conformance.judging.verdict import fail
-from conformance.harness.wire import Transcript
 from protocol import Add, Find, Remove
 
 NAME = "Linus Torvalds"

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.suites.client.conftest import Serve
+from conformance.harness.wire import Transcript
 from conformance.suites.client import checks
+from conformance.suites.client.conftest import Serve
 from conformance.suites.client.contracts import Address, ArgvClient, ClientUnderTest, MenuClient, Op
 from conformance.suites.client.scenarios import Book
-from conformance.harness.wire import Transcript
 from protocol import Add, Find
 
 #: case: (name, the entry as a menu client is given it). argv clients get the

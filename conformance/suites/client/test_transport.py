@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.suites.client.conftest import Serve
+from conformance.harness.wire import Transcript
+from conformance.judging.verdict import fail
 from conformance.suites.client import checks
+from conformance.suites.client.conftest import Serve
 from conformance.suites.client.contracts import ClientUnderTest, Op
 from conformance.suites.client.listen import ipv6_loopback_available
 from conformance.suites.client.scenarios import Book
-from conformance.judging.verdict import fail
-from conformance.harness.wire import Transcript
 
 NAME = "Tim Berners-Lee"
 ENTRY = "CERN, Building 31, Meyrin"

@@ -16,12 +16,12 @@ import threading
 
 import pytest
 
+from conformance.harness.raw import RawConnection, Unterminated
+from conformance.harness.wire import WireClosed, WireError
 from conformance.judging.answers import content
 from conformance.judging.conversation import LEGACY_QUIET
-from conformance.judging.verdict import fail
-from conformance.harness.raw import RawConnection, Unterminated
 from conformance.judging.session import ServerSession
-from conformance.harness.wire import WireClosed, WireError
+from conformance.judging.verdict import fail
 from protocol import (
     MAX_REQUEST_LINE,
     REQUEST_TOO_LONG,

@@ -13,10 +13,10 @@ import time
 
 import pytest
 
-from conformance.judging.answers import ANY_OK, Expected, content, decode, wire_form
 from conformance.harness.crowd import Member
-from conformance.judging.verdict import fail
+from conformance.judging.answers import ANY_OK, Expected, content, decode, wire_form
 from conformance.judging.session import ServerSession
+from conformance.judging.verdict import fail
 from protocol import (
     INVALID_UTF8,
     MALFORMED_REQUEST,

@@ -13,10 +13,10 @@ from contextlib import contextmanager
 
 import pytest
 
-from conformance.judging.answers import ANY_OK, Expected, content
-from conformance.judging.verdict import fail
 from conformance.harness.process import ServerProcess, ServerStartError
+from conformance.judging.answers import ANY_OK, Expected, content
 from conformance.judging.session import ServerSession
+from conformance.judging.verdict import fail
 from protocol import Add, Find, Ok, Remove, encode_request, encode_response, no_entry
 
 WRITERS = 20

@@ -13,12 +13,12 @@ import random
 
 import pytest
 
-from conformance.judging.answers import ANY_OK, Expected
-from conformance.judging.verdict import fail
 from conformance.harness.raw import RawConnection
-from conformance.suites.server.request_lines import crlf, unterminated
-from conformance.judging.session import ServerSession
 from conformance.harness.wire import WireError
+from conformance.judging.answers import ANY_OK, Expected
+from conformance.judging.session import ServerSession
+from conformance.judging.verdict import fail
+from conformance.suites.server.request_lines import crlf, unterminated
 from protocol import (
     INVALID_UTF8,
     MALFORMED_REQUEST,

@@ -11,12 +11,12 @@ import contextlib
 
 import pytest
 
-from conformance.judging.answers import ANY_OK, content
-from conformance.judging.verdict import fail
 from conformance.harness.raw import RawConnection, Unterminated
-from conformance.suites.server.request_lines import crlf, unterminated
-from conformance.judging.session import ServerSession
 from conformance.harness.wire import WireClosed, WireError
+from conformance.judging.answers import ANY_OK, content
+from conformance.judging.session import ServerSession
+from conformance.judging.verdict import fail
+from conformance.suites.server.request_lines import crlf, unterminated
 from protocol import (
     INVALID_UTF8,
     MALFORMED_REQUEST,

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 
 from conformance.judging.answers import ANY_OK
-from conformance.judging.verdict import fail
 from conformance.judging.session import ServerSession
+from conformance.judging.verdict import fail
 from protocol import (
     INVALID_UTF8,
     MALFORMED_REQUEST,
