@@ -21,8 +21,7 @@ from collections.abc import Generator, Iterator
 import pytest
 
 from conformance.harness.wire import Transcript, WireProtocolError
-from conformance.judging.session import ServerSession, ServerTarget
-from conformance.judging.target import FRAMINGS, SERVICES
+from conformance.judging.session import FRAMINGS, SERVICES, ServerSession, ServerTarget
 from conformance.judging.verdict import RequirementFailed
 from protocol import requirements
 from protocol.address import parse_address
@@ -99,7 +98,7 @@ def abp_target(pytestconfig: pytest.Config) -> ServerTarget:
 def abp(abp_target: ServerTarget, request: pytest.FixtureRequest) -> Iterator[ServerSession]:
     """One test's session with the server under test; its transcript is
     attached to the report."""
-    session = ServerSession(abp_target, test_id=request.node.nodeid)
+    session = ServerSession(abp_target)
     request.node.abp_session = session
     try:
         yield session
@@ -149,7 +148,7 @@ def failure_text(excinfo: pytest.ExceptionInfo[BaseException]) -> tuple[str, str
     """A failure in a few lines, and the requirement it names, if any."""
     exc = excinfo.value
     if isinstance(exc, RequirementFailed):
-        return exc.render(transcript=False), exc.requirement_id
+        return exc.render(), exc.requirement_id
     entry = excinfo.traceback[-1] if excinfo.traceback else None
     where = f" (at {entry.path}:{entry.lineno + 1})" if entry is not None else ""
     text = excinfo.exconly().strip() + where
@@ -166,12 +165,14 @@ def pytest_runtest_makereport(
     phase the failure text and the failed requirement; on teardown (where the
     transcript is complete) the transcript, rendered and as JSON records."""
     report = yield
+    transcript = transcript_of(item)
     if report.failed and call.excinfo is not None:
         text, failed_id = failure_text(call.excinfo)
         report.user_properties.append(("failure", text))
         if failed_id:
             report.user_properties.append(("failed_requirement", failed_id))
-    transcript = transcript_of(item)
+        if transcript is not None and transcript.records:  # shown under the failure
+            report.sections.append(("ABP transcript", transcript.render()))
     if call.when == "teardown" and transcript is not None and transcript.records:
         report.user_properties.append(("transcript", transcript.render()))
         report.user_properties.append(

@@ -18,6 +18,8 @@ import struct
 import time
 from dataclasses import dataclass, field
 
+from conformance.harness.lines import LINE_CAP, split_lines
+from conformance.harness.timing import LEGACY_QUIET
 from conformance.harness.wire import Transcript
 
 
@@ -37,15 +39,12 @@ class Member:
 
     def lines(self) -> list[bytes]:
         """The complete lines received so far, LF included."""
-        data = bytes(self.received)
-        cut = data.rfind(b"\n") + 1
-        return [line + b"\n" for line in data[:cut].split(b"\n")[:-1]]
+        return split_lines(bytes(self.received))[0]
 
     @property
     def partial(self) -> bytes:
         """Received bytes after the last LF."""
-        data = bytes(self.received)
-        return data[data.rfind(b"\n") + 1 :]
+        return split_lines(bytes(self.received))[1]
 
 
 class Crowd:
@@ -59,7 +58,7 @@ class Crowd:
         *,
         prefix: str = "m",
         legacy: bool = False,
-        quiet: float = 0.3,
+        quiet: float = LEGACY_QUIET,
         detail: int = 4,
     ) -> None:
         self.host, self.port = host, port
@@ -200,6 +199,11 @@ class Crowd:
             return
         member.received += data
         member.last_data = time.monotonic()
+        pending = len(member.received) - member.received.rfind(b"\n") - 1
+        if pending > LINE_CAP:  # bound what a member buffers: stop reading it
+            member.eof = True
+            member.error = f"{pending} bytes with no LF (the cap is {LINE_CAP})"
+            self.transcript.note(member.name, member.error)
         if member.index < self.detail:
             self.transcript.add(member.name, "<<", data)
 

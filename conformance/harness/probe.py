@@ -20,36 +20,27 @@ The probe, on fresh connections:
 
 from __future__ import annotations
 
-import time
 import uuid
 from dataclasses import dataclass, field
 
-from conformance.harness.wire import Transcript, Wire, WireError, WireTimeout
+from conformance.harness.lines import CLOSE, LF, SILENCE, TIMEOUT, Heard, LineBuffer, LineOverflow
+from conformance.harness.timing import PROBE_QUIET
+from conformance.harness.timing import TIMEOUT as DEFAULT_TIMEOUT
+from conformance.harness.wire import Transcript, Wire, WireError
 from protocol import ABPError, ClientConnection, Find, decode_counter_reply, decode_response
 from protocol.escape import escape
 
 LINE, LEGACY = "line", "legacy"
 
 
-@dataclass(frozen=True)
-class Heard:
-    """What one probe got back."""
-
-    data: bytes
-    ended_by: str  # "lf", "close", "silence" or "timeout"
-
-    def describe(self) -> str:
-        if not self.data:
-            return {
-                "close": "the server closed the connection without answering",
-                "timeout": "no answer",
-            }.get(self.ended_by, "no answer")
-        how = {
-            "lf": "ended by LF",
-            "close": "ended when the server closed the connection",
-            "silence": "ended by silence",
-        }.get(self.ended_by, "")
-        return f'"{escape(self.data[:80])}" ({how})'
+def describe(heard: Heard) -> str:
+    """What one probe got back, for the reason shown to the user."""
+    if not heard.data:
+        if heard.ended_by == CLOSE:
+            return "the server closed the connection without answering"
+        return "no answer"
+    how = {LF: "ended by LF", CLOSE: "ended when the server closed the connection"}
+    return f'"{escape(heard.data[:80])}" ({how.get(heard.ended_by, "ended by silence")})'
 
 
 @dataclass(frozen=True)
@@ -66,24 +57,17 @@ class Detection:
 
 def _listen(wire: Wire, timeout: float, quiet: float) -> Heard:
     """Bytes until an LF, the end of the stream, ``quiet`` seconds of silence
-    after the first byte, or ``timeout`` with nothing at all."""
-    received = bytearray()
-    deadline = time.monotonic() + timeout
-    while True:
-        wait = quiet if received else deadline - time.monotonic()
-        if wait <= 0:
-            return Heard(bytes(received), "timeout")
-        try:
-            chunk = wire.recv_chunk(wait)
-        except WireTimeout:
-            return Heard(bytes(received), "silence" if received else "timeout")
-        except WireError:
-            return Heard(bytes(received), "close")
-        if not chunk:
-            return Heard(bytes(received), "close")
-        received += chunk
-        if b"\n" in received:
-            return Heard(bytes(received), "lf")
+    after the first byte, or ``timeout`` with nothing at all (a broken
+    connection counts as closed; bytes at the deadline as ended by silence)."""
+    try:
+        heard = LineBuffer(wire.recv_chunk).read(timeout, quiet=quiet)
+    except WireError:
+        return Heard(b"", CLOSE)
+    except LineOverflow as exc:  # a flood with no LF: no line server's answer
+        return Heard(exc.partial, SILENCE)
+    if heard.ended_by == TIMEOUT and heard.data:
+        return Heard(heard.data, SILENCE)
+    return heard
 
 
 def _is_answer(line: bytes, counter: bool) -> bool:
@@ -118,7 +102,12 @@ def _probe(
 
 
 def detect(
-    host: str, port: int, *, service: str = "abp", timeout: float = 5.0, quiet: float = 0.5
+    host: str,
+    port: int,
+    *,
+    service: str = "abp",
+    timeout: float = DEFAULT_TIMEOUT,
+    quiet: float = PROBE_QUIET,
 ) -> Detection:
     """Probe the server; raises ``WireError`` when it cannot be reached at all."""
     counter = service == "counter"
@@ -134,12 +123,10 @@ def detect(
         transcript=transcript,
         name=name,
     )
-    if first.ended_by == "lf" and _is_answer(first.data, counter):
+    if first.ended_by == LF and _is_answer(first.data, counter):
         return Detection(LINE, "answers end with LF", transcript)
-    if first.data and first.ended_by in ("close", "silence"):
-        return Detection(
-            LEGACY, f"answers have no LF: a request got {first.describe()}", transcript
-        )
+    if first.data and first.ended_by in (CLOSE, SILENCE):
+        return Detection(LEGACY, f"answers have no LF: a request got {describe(first)}", transcript)
     second = _probe(
         host,
         port,
@@ -150,20 +137,20 @@ def detect(
         transcript=transcript,
         name=name + "-u",
     )
-    if second.ended_by == "lf" and _is_answer(second.data, counter):
+    if second.ended_by == LF and _is_answer(second.data, counter):
         return Detection(
             LINE,
-            f"answers end with LF; but an LF-terminated request got {first.describe()}",
+            f"answers end with LF; but an LF-terminated request got {describe(first)}",
             transcript,
         )
     if second.data:
-        what = "are not ABP/1 answers" if second.ended_by == "lf" else "have no LF"
+        what = "are not ABP/1 answers" if second.ended_by == LF else "have no LF"
         return Detection(
-            LEGACY, f"answers {what}: an unterminated request got {second.describe()}", transcript
+            LEGACY, f"answers {what}: an unterminated request got {describe(second)}", transcript
         )
     return Detection(
         None,
-        f"the server never answered a probe: an LF-terminated request got {first.describe()},"
-        f" an unterminated one got {second.describe()}",
+        f"the server never answered a probe: an LF-terminated request got {describe(first)},"
+        f" an unterminated one got {describe(second)}",
         transcript,
     )

@@ -16,13 +16,9 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+from conformance.harness.lines import CLOSE, LF, TIMEOUT, LineBuffer
+from conformance.harness.timing import LEGACY_QUIET, SEND_SLICE, STALL, TRICKLE_MARGIN
 from conformance.harness.wire import Wire, WireClosed, WireError, WireTimeout
-
-#: How long part of an answer may sit with no LF before it counts as unterminated.
-DEFAULT_STALL = 1.0
-#: The longest pause between the pieces of a split request that still makes
-#: them one request: half the default quiet period (ABP-FRAME-6, 100 ms).
-TRICKLE_MARGIN = 0.05
 
 
 class Unterminated(WireError):
@@ -42,11 +38,10 @@ class Inconclusive(Exception):
 class RawConnection:
     """A connection driven with raw bytes; answers are read as raw lines."""
 
-    def __init__(self, wire: Wire, *, stall: float = DEFAULT_STALL) -> None:
+    def __init__(self, wire: Wire, *, stall: float = STALL) -> None:
         self.wire = wire
         self.stall = stall
-        self.buffer = bytearray()
-        self.eof = False
+        self.lines = LineBuffer(wire.recv_chunk)
 
     @property
     def name(self) -> str:
@@ -67,7 +62,7 @@ class RawConnection:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            sock.settimeout(min(remaining, 0.05))
+            sock.settimeout(min(remaining, SEND_SLICE))
             try:
                 sent += sock.send(data[sent : sent + 65536])
             except TimeoutError:
@@ -107,106 +102,64 @@ class RawConnection:
     def close(self) -> None:
         self.wire.close()
 
-    def _fill(self, wait: float) -> bool:
-        """One read of at most ``wait`` seconds; False when nothing arrived."""
-        chunk = self.wire.recv_chunk(max(wait, 0.001))  # 0 would mean non-blocking
-        if not chunk:
-            self.eof = True
-            return False
-        self.buffer += chunk
-        return True
-
     def read_line(self, timeout: float | None = None) -> bytes:
         """The next line, LF (and any CR) included.
 
         Raises ``WireTimeout`` when nothing arrives, ``Unterminated`` when part
-        of a line stalls, ``WireClosed`` at end of stream.
+        of a line stalls, ``WireClosed`` at end of stream, ``LineOverflow``
+        when the server sends more than ``LINE_CAP`` bytes with no LF.
         """
-        deadline = time.monotonic() + (self.wire.timeout if timeout is None else timeout)
-        last_data = time.monotonic()
-        while True:
-            lf = self.buffer.find(b"\n")
-            if lf >= 0:
-                line = bytes(self.buffer[: lf + 1])
-                del self.buffer[: lf + 1]
-                return line
-            if self.eof:
-                raise WireClosed(f"end of stream after {len(self.buffer)} unterminated bytes")
-            now = time.monotonic()
-            limit = deadline
-            if self.buffer:
-                limit = min(deadline, last_data + self.stall)
-            if now >= limit:
-                if self.buffer:
-                    raise Unterminated(bytes(self.buffer))
-                raise WireTimeout("no answer before the deadline")
-            try:
-                if self._fill(limit - now):
-                    last_data = time.monotonic()
-            except WireTimeout:
-                continue
+        heard = self.lines.read(self._timeout(timeout), quiet=self.stall)
+        if heard.ended_by == LF:
+            return heard.data
+        if heard.ended_by == CLOSE:
+            raise WireClosed(f"end of stream after {len(heard.data)} unterminated bytes")
+        if heard.data:
+            raise Unterminated(heard.data)
+        raise WireTimeout("no answer before the deadline")
 
     def read_lines(self, count: int, timeout: float | None = None) -> list[bytes]:
         """``count`` lines under one deadline."""
-        deadline = time.monotonic() + (self.wire.timeout if timeout is None else timeout)
+        deadline = time.monotonic() + self._timeout(timeout)
         return [self.read_line(max(0.0, deadline - time.monotonic())) for _ in range(count)]
 
-    def read_legacy(self, quiet: float, timeout: float | None = None) -> bytes:
+    def read_legacy(self, timeout: float | None = None) -> bytes:
         """An answer in the tutorial's framing: ended by LF, end of stream, or
-        ``quiet`` seconds with no new byte once something arrived."""
-        deadline = time.monotonic() + (self.wire.timeout if timeout is None else timeout)
-        last_data = time.monotonic()
-        while True:
-            lf = self.buffer.find(b"\n")
-            if lf >= 0:
-                line = bytes(self.buffer[: lf + 1])
-                del self.buffer[: lf + 1]
-                return line
-            if self.eof or (self.buffer and time.monotonic() - last_data >= quiet):
-                data = bytes(self.buffer)
-                self.buffer.clear()
-                if not data:
-                    raise WireClosed("the server closed the connection before answering")
-                return data
-            now = time.monotonic()
-            if now >= deadline:
-                raise WireTimeout("no answer before the deadline")
-            limit = min(deadline, last_data + quiet) if self.buffer else deadline
-            try:
-                if self._fill(max(0.0, limit - now)):
-                    last_data = time.monotonic()
-            except WireTimeout:
-                continue
+        ``LEGACY_QUIET`` seconds with no new byte once something arrived."""
+        heard = self.lines.read(self._timeout(timeout), quiet=LEGACY_QUIET)
+        if heard.ended_by == TIMEOUT:
+            raise WireTimeout("no answer before the deadline")
+        if not heard.data:
+            raise WireClosed("the server closed the connection before answering")
+        return heard.data
 
     def read_until_closed(self, timeout: float | None = None) -> bytes:
         """Everything up to the end of stream (buffered bytes first)."""
-        deadline = time.monotonic() + (self.wire.timeout if timeout is None else timeout)
-        while not self.eof:
+        deadline = time.monotonic() + self._timeout(timeout)
+        while not self.lines.eof:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise WireTimeout("the server did not close the connection")
-            try:
-                self._fill(remaining)
-            except WireTimeout:
-                continue
-        data = bytes(self.buffer)
-        self.buffer.clear()
-        return data
+            self.lines.fill(remaining)
+        return self.lines.take()
+
+    def _timeout(self, timeout: float | None) -> float:
+        return self.wire.timeout if timeout is None else timeout
 
     def quiet_for(self, seconds: float) -> bytes:
         """Bytes that arrive within ``seconds`` (b"" when the server stays silent);
         a bounded read used to check that nothing more was sent."""
         deadline = time.monotonic() + seconds
-        start = len(self.buffer)
-        while not self.eof:
+        start = len(self.lines.buffer)
+        while not self.lines.eof:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
             try:
-                self._fill(remaining)
-            except (WireTimeout, WireClosed):
+                self.lines.fill(remaining)
+            except WireClosed:
                 break
-        return bytes(self.buffer[start:])
+        return bytes(self.lines.buffer[start:])
 
     def is_closed(self, timeout: float) -> bool:
         """True when the server closes within ``timeout`` (data before it is kept)."""
@@ -215,5 +168,5 @@ class RawConnection:
         except WireTimeout:
             return False
         except WireClosed:  # reset by the peer: closed too
-            self.eof = True
+            self.lines.eof = True
         return True

@@ -15,6 +15,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from conformance.harness.timing import LEGACY_QUIET, TIMEOUT
 from protocol import (
     ABPError,
     ClientConnection,
@@ -35,7 +36,7 @@ class WireError(Exception):
     """The conversation could not go on; the transcript says how far it got."""
 
 
-class WireTimeout(WireError):
+class WireTimeout(WireError, TimeoutError):
     """Nothing (or not enough) arrived before the deadline."""
 
 
@@ -120,11 +121,11 @@ class Wire:
         host: str,
         port: int,
         *,
-        timeout: float = 5.0,
+        timeout: float = TIMEOUT,
         transcript: Transcript | None = None,
         legacy: bool = False,
         counter: bool = False,
-        quiet_period: float = 0.3,
+        quiet_period: float = LEGACY_QUIET,
         name: str | None = None,
     ) -> None:
         Wire._counter += 1
@@ -267,49 +268,3 @@ class Wire:
         """Send one request and read its answer."""
         self.send_request(request)
         return self.read_answer(timeout)
-
-    def read_until_closed(self, timeout: float | None = None, limit: int = 1 << 20) -> bytes:
-        """Everything until the server closes; WireTimeout if it does not."""
-        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
-        received = bytearray()
-        while len(received) < limit:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise WireTimeout("the server did not close the connection")
-            chunk = self.recv_chunk(remaining)
-            if not chunk:
-                self.closed_by_peer = True
-                return bytes(received)
-            received += chunk
-        return bytes(received)
-
-    def read_lines_raw(self, count: int, timeout: float | None = None) -> list[bytes]:
-        """``count`` raw LF-terminated lines (terminator kept), undecoded."""
-        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
-        buffer = bytearray()
-        while buffer.count(b"\n") < count:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                got = buffer.count(b"\n")
-                raise WireTimeout(f"{got} of {count} lines before the deadline")
-            chunk = self.recv_chunk(remaining)
-            if not chunk:
-                self.closed_by_peer = True
-                got = buffer.count(b"\n")
-                raise WireClosed(f"closed after {got} of {count} lines")
-            buffer += chunk
-        return [line + b"\n" for line in bytes(buffer).split(b"\n")[:count]]
-
-    def is_open(self, timeout: float = 0.05) -> bool:
-        """True when the server has not closed (nothing arrived, or data did)."""
-        try:
-            chunk = self.recv_chunk(timeout)
-        except WireTimeout:
-            return True
-        except WireClosed:
-            return False
-        if chunk:
-            self._feed(chunk)
-            return True
-        self.closed_by_peer = True
-        return False

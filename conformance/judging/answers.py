@@ -22,8 +22,6 @@ from protocol import (
 )
 
 RawAnswer = Ok | Error | LegacyReply
-#: Requirements about the form of answers: judged byte for byte, always.
-FORM_SECTIONS = ("ABP-RESP-", "ABP-FRAME-", "ABP-COUNTER-")
 
 
 def content(line: bytes) -> bytes:

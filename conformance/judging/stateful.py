@@ -45,7 +45,7 @@ def book_machine(abp: ServerSession) -> type[RuleBasedStateMachine]:
         @initialize(suffixes=st.lists(names(max_size=3), min_size=POOL, max_size=POOL))
         def pick_names(self, suffixes: list[str]) -> None:
             self.pool = [f"{abp.name('sm')}/{suffix}" for suffix in suffixes]
-            if not abp.legacy:  # legacy framing: one connection per request
+            if not abp.target.legacy:  # legacy framing: one connection per request
                 self.conns = [abp.raw("ABP-CONN-1") for _ in range(CONNECTIONS)]
 
         def expected(self, request: Request) -> Expected:
@@ -69,6 +69,7 @@ def book_machine(abp: ServerSession) -> type[RuleBasedStateMachine]:
                 want,
                 f"{request!r} on connection {conn}: the answer disagrees with the model book",
                 conn=self.conns[conn],
+                by="meaning",
             )
 
         @rule(slot=_slot, conn=_conn, entry=_entry)
@@ -83,7 +84,7 @@ def book_machine(abp: ServerSession) -> type[RuleBasedStateMachine]:
         def find(self, slot: int, conn: int) -> None:
             self.ask(Find(self.pool[slot]), conn)
 
-        @precondition(lambda self: not abp.legacy)
+        @precondition(lambda self: not abp.target.legacy)
         @rule(conn=_conn, operations=st.lists(_operation, min_size=2, max_size=5))
         def pipeline(self, conn: int, operations: list[tuple[str, int, str]]) -> None:
             requests: list[Request] = []
@@ -103,7 +104,7 @@ def book_machine(abp: ServerSession) -> type[RuleBasedStateMachine]:
                 "ABP-CONN-2", target, wanted, f"{len(requests)} pipelined requests vs the model"
             )
 
-        @precondition(lambda self: not abp.legacy)
+        @precondition(lambda self: not abp.target.legacy)
         @rule(conn=_conn)
         def reconnect(self, conn: int) -> None:
             old = self.conns[conn]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from conformance.harness.wire import Transcript
 from conformance.judging.verdict import fail
 from conformance.suites.client.contracts import Outcome
 from conformance.suites.client.launch import TRACEBACK, ClientRun
@@ -19,7 +18,7 @@ from conformance.suites.client.scripted import ScriptedServer
 from protocol import Request
 
 
-def completed(rid: str, outcome: Outcome, transcript: Transcript) -> None:
+def completed(rid: str, outcome: Outcome) -> None:
     """The client finished before its deadline and did not die of an exception."""
     hung = outcome.hung()
     if hung is not None:
@@ -28,7 +27,6 @@ def completed(rid: str, outcome: Outcome, transcript: Transcript) -> None:
             f"the client did not finish within {hung.deadline:g}s and was killed (a hang)",
             expected=f"an exit within {hung.deadline:g}s",
             actual=hung.status_text(),
-            transcript=transcript,
         )
     crashed = next((run for run in outcome.runs if run.traceback), None)
     if crashed is not None:
@@ -37,7 +35,6 @@ def completed(rid: str, outcome: Outcome, transcript: Transcript) -> None:
             "the client crashed with a traceback",
             expected="a one-line message, no traceback",
             actual=_traceback_tail(crashed),
-            transcript=transcript,
         )
 
 
@@ -47,29 +44,27 @@ def _traceback_tail(run: ClientRun) -> str:
     return lines[-1] if lines else TRACEBACK
 
 
-def exit_zero(rid: str, run: ClientRun, transcript: Transcript, why: str) -> None:
+def exit_zero(rid: str, run: ClientRun, why: str) -> None:
     if run.returncode != 0:
         fail(
             rid,
             f"the client did not exit 0 {why}",
             expected="exit status 0",
             actual=run.status_text(),
-            transcript=transcript,
         )
 
 
-def exit_nonzero(rid: str, run: ClientRun, transcript: Transcript, why: str) -> None:
+def exit_nonzero(rid: str, run: ClientRun, why: str) -> None:
     if run.returncode == 0:
         fail(
             rid,
             f"the client exited 0 {why}",
             expected="a non-zero exit status",
             actual=run.status_text(),
-            transcript=transcript,
         )
 
 
-def shown(rid: str, text: str, where: str, output: str, transcript: Transcript) -> None:
+def shown(rid: str, text: str, where: str, output: str) -> None:
     """``text`` appears, exactly, in ``output`` (``where`` names it for people)."""
     if text not in output:
         fail(
@@ -77,13 +72,10 @@ def shown(rid: str, text: str, where: str, output: str, transcript: Transcript) 
             f"the client did not show the answer on {where}",
             expected=f"{where} holding {text!r}",
             actual=output if len(output) < 300 else output[:300] + "...",
-            transcript=transcript,
         )
 
 
-def sent(
-    rid: str, server: ScriptedServer, expected: Sequence[Request], transcript: Transcript
-) -> None:
+def sent(rid: str, server: ScriptedServer, expected: Sequence[Request]) -> None:
     """The client sent exactly these requests, in this order, and nothing else valid."""
     received = server.requests
     got = [r.request for r in received]
@@ -93,11 +85,10 @@ def sent(
             "the client did not send the requests it was asked to",
             expected=list(expected),
             actual=[r.request if r.request is not None else r.problem for r in received],
-            transcript=transcript,
         )
 
 
-def nothing_sent(rid: str, server: ScriptedServer, transcript: Transcript) -> None:
+def nothing_sent(rid: str, server: ScriptedServer) -> None:
     count = server.bytes_received()
     if count:
         fail(
@@ -105,12 +96,11 @@ def nothing_sent(rid: str, server: ScriptedServer, transcript: Transcript) -> No
             "the client sent bytes for input it had to refuse",
             expected="no byte sent",
             actual=f"{count} bytes sent: {[r.request or r.problem for r in server.requests]}",
-            transcript=transcript,
         )
 
 
-def no_violation(rid: str, server: ScriptedServer, transcript: Transcript) -> None:
+def no_violation(rid: str, server: ScriptedServer) -> None:
     """The scripted server saw no breach of ``rid`` on the wire."""
     for violation in server.violations:
         if violation.requirement == rid:
-            fail(rid, violation.message, transcript=transcript)
+            fail(rid, violation.message)

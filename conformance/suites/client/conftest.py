@@ -145,7 +145,6 @@ def serve(transcript: Transcript) -> Iterator[Serve]:
                 port=port,
                 scenario=scenario,
                 book=book,
-                transcript=transcript,
             )
             return stack.enter_context(server)
 

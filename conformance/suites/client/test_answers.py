@@ -30,10 +30,8 @@ def test_performs_exactly_the_given_operation(
     server = serve(argv_client)
     ops = [Op.add(NAME, HOME), Op("fnd", NAME), Op("rem", NAME)]
     outcome = argv_client.perform(server.host, server.port, ops, transcript)
-    checks.completed("ABP-CLIENT-1", outcome, transcript)
-    checks.sent(
-        "ABP-CLIENT-1", server, [Add(NAME, HOME.entry), Find(NAME), Remove(NAME)], transcript
-    )
+    checks.completed("ABP-CLIENT-1", outcome)
+    checks.sent("ABP-CLIENT-1", server, [Add(NAME, HOME.entry), Find(NAME), Remove(NAME)])
 
 
 OK_CASES = {
@@ -54,10 +52,10 @@ def test_ok_answer_printed_and_exit_0(
     entries, operation, text = OK_CASES[op]
     server = serve(argv_client, book=Book(entries))
     outcome = argv_client.perform(server.host, server.port, [operation], transcript)
-    checks.completed("ABP-CLIENT-3", outcome, transcript)
+    checks.completed("ABP-CLIENT-3", outcome)
     run = outcome.runs[0]
-    checks.exit_zero("ABP-CLIENT-3", run, transcript, f"on an OK answer to {op}")
-    checks.shown("ABP-CLIENT-2", text, "stdout", run.stdout, transcript)
+    checks.exit_zero("ABP-CLIENT-3", run, f"on an OK answer to {op}")
+    checks.shown("ABP-CLIENT-2", text, "stdout", run.stdout)
 
 
 @pytest.mark.requirement("ABP-CLIENT-2", "ABP-CLIENT-3")
@@ -69,10 +67,10 @@ def test_error_answer_shown_and_exit_nonzero(
     ABP-CLIENT-2: the error text on stdout or stderr."""
     server = serve(argv_client)  # an empty book: the name has no entry
     outcome = argv_client.perform(server.host, server.port, [Op(op, NAME)], transcript)
-    checks.completed("ABP-CLIENT-3", outcome, transcript)
+    checks.completed("ABP-CLIENT-3", outcome)
     run = outcome.runs[0]
-    checks.exit_nonzero("ABP-CLIENT-3", run, transcript, f"on an ERROR answer to {op}")
-    checks.shown("ABP-CLIENT-2", f"No entry for {NAME}", "stdout or stderr", run.output, transcript)
+    checks.exit_nonzero("ABP-CLIENT-3", run, f"on an ERROR answer to {op}")
+    checks.shown("ABP-CLIENT-2", f"No entry for {NAME}", "stdout or stderr", run.output)
 
 
 ODD_ERRORS = {
@@ -91,10 +89,10 @@ def test_any_error_line_is_an_error(
     error = ODD_ERRORS[case]
     server = serve(client, scenario=SPEC.but(responder=always(error)))
     outcome = client.perform(server.host, server.port, [Op("fnd", NAME)], transcript)
-    checks.completed("ABP-RESP-5", outcome, transcript)
+    checks.completed("ABP-RESP-5", outcome)
     if client.contract == "argv":
-        checks.exit_nonzero("ABP-RESP-5", outcome.runs[0], transcript, f"on 'ERROR: {error.text}'")
-    checks.shown("ABP-RESP-5", error.text, "stdout or stderr", outcome.output, transcript)
+        checks.exit_nonzero("ABP-RESP-5", outcome.runs[0], f"on 'ERROR: {error.text}'")
+    checks.shown("ABP-RESP-5", error.text, "stdout or stderr", outcome.output)
 
 
 OK_FORMS: dict[str, tuple[Op, Response, str]] = {
@@ -117,8 +115,8 @@ def test_ok_forms_are_success(
     operation, answer, text = OK_FORMS[case]
     server = serve(client, scenario=SPEC.but(responder=always(answer)))
     outcome = client.perform(server.host, server.port, [operation], transcript)
-    checks.completed("ABP-RESP-6", outcome, transcript)
+    checks.completed("ABP-RESP-6", outcome)
     if client.contract == "argv":
-        checks.exit_zero("ABP-RESP-6", outcome.runs[0], transcript, f"on the success {case}")
+        checks.exit_zero("ABP-RESP-6", outcome.runs[0], f"on the success {case}")
     if text:
-        checks.shown("ABP-RESP-6", text, "stdout", outcome.stdout, transcript)
+        checks.shown("ABP-RESP-6", text, "stdout", outcome.stdout)

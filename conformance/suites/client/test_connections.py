@@ -60,23 +60,21 @@ def test_gives_up_with_an_error(
     outcome = _give_up(argv_client, case, serve, refused, transcript)
     run = outcome.runs[0]
     if run.timed_out:
-        checks.completed("ABP-CONN-10", outcome, transcript)
+        checks.completed("ABP-CONN-10", outcome)
     if run.traceback:
-        checks.completed("ABP-CLIENT-4", outcome, transcript)
-    checks.exit_nonzero("ABP-CONN-10", run, transcript, f"when the server {_what(case)}")
+        checks.completed("ABP-CLIENT-4", outcome)
+    checks.exit_nonzero("ABP-CONN-10", run, f"when the server {_what(case)}")
     if not run.stderr.strip():
         fail(
             "ABP-CLIENT-4",
             f"no message on stderr when the server {_what(case)}",
             expected="a one-line message on stderr",
             actual=run.stderr,
-            transcript=transcript,
         )
     if ENTRY in run.stdout:
         fail(
             "ABP-CONN-10",
             "the client printed the entry although no complete answer came",
-            transcript=transcript,
         )
 
 
@@ -88,12 +86,11 @@ def test_menu_gives_up(
     """ABP-CONN-10: a menu client also gives up in bounded time (and then may
     go on with its menu); it must not show the entry as if it had been found."""
     outcome = _give_up(menu_client, case, serve, refused, transcript)
-    checks.completed("ABP-CONN-10", outcome, transcript)
+    checks.completed("ABP-CONN-10", outcome)
     if ENTRY in outcome.output:
         fail(
             "ABP-CONN-10",
             "the client showed the entry although no complete answer came",
-            transcript=transcript,
         )
 
 
@@ -114,14 +111,13 @@ def test_reads_the_answer_then_closes(
     closing (it shows the entry), and it closes every connection it opened."""
     server = serve(client, scenario=SPEC.but(deliver=delayed(0.5)), book=Book({NAME: ENTRY}))
     outcome = client.perform(server.host, server.port, [Op("fnd", NAME)], transcript)
-    checks.completed("ABP-CONN-9", outcome, transcript)
+    checks.completed("ABP-CONN-9", outcome)
     if client.contract == "argv":
-        checks.exit_zero("ABP-CONN-9", outcome.runs[0], transcript, "on a late OK answer")
-    checks.shown("ABP-CONN-9", ENTRY, "stdout", outcome.stdout, transcript)
-    checks.no_violation("ABP-CONN-9", server, transcript)
+        checks.exit_zero("ABP-CONN-9", outcome.runs[0], "on a late OK answer")
+    checks.shown("ABP-CONN-9", ENTRY, "stdout", outcome.stdout)
+    checks.no_violation("ABP-CONN-9", server)
     if not server.wait_all_closed(2.0):
         fail(
             "ABP-CONN-9",
             "a connection was still open 2 s after the client exited",
-            transcript=transcript,
         )

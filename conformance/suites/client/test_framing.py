@@ -40,16 +40,15 @@ def test_requests_are_lf_terminated_and_nothing_else(
     server = serve(client)
     ops = [Op.add(NAME, HOME), Op("fnd", NAME), Op("rem", NAME)]
     outcome = client.perform(server.host, server.port, ops, transcript)
-    checks.completed("ABP-FRAME-2", outcome, transcript)
+    checks.completed("ABP-FRAME-2", outcome)
     server.wait_all_closed(1.0)
-    checks.no_violation("ABP-FRAME-2", server, transcript)
+    checks.no_violation("ABP-FRAME-2", server)
     if len(server.requests) != len(ops):
         fail(
             "ABP-FRAME-2",
             "the client did not send one request line per operation",
             expected=f"{len(ops)} request lines",
             actual=f"{len(server.requests)} request lines",
-            transcript=transcript,
         )
 
 
@@ -63,10 +62,10 @@ def test_answer_in_many_small_segments(
         client, scenario=SPEC.but(deliver=segmented(3, 0.02)), book=Book({NAME: UNICODE_ENTRY})
     )
     outcome = client.perform(server.host, server.port, [Op("fnd", NAME)], transcript)
-    checks.completed("ABP-FRAME-7", outcome, transcript)
+    checks.completed("ABP-FRAME-7", outcome)
     if client.contract == "argv":
-        checks.exit_zero("ABP-FRAME-7", outcome.runs[0], transcript, "on a segmented OK answer")
-    checks.shown("ABP-FRAME-7", UNICODE_ENTRY, "stdout", outcome.stdout, transcript)
+        checks.exit_zero("ABP-FRAME-7", outcome.runs[0], "on a segmented OK answer")
+    checks.shown("ABP-FRAME-7", UNICODE_ENTRY, "stdout", outcome.stdout)
 
 
 @pytest.mark.requirement("ABP-FRAME-14")
@@ -80,10 +79,10 @@ def test_long_answer_line(
     scenario = SPEC.but(deliver=segmented(1000, 0.03), responder=find_answers(entry))
     server = serve(client, scenario=scenario)
     outcome = client.perform(server.host, server.port, [Op("fnd", NAME)], transcript)
-    checks.completed("ABP-FRAME-14", outcome, transcript)
+    checks.completed("ABP-FRAME-14", outcome)
     if client.contract == "argv":
-        checks.exit_zero("ABP-FRAME-14", outcome.runs[0], transcript, f"on a {size}-byte answer")
-    checks.shown("ABP-FRAME-14", entry, "stdout", outcome.stdout, transcript)
+        checks.exit_zero("ABP-FRAME-14", outcome.runs[0], f"on a {size}-byte answer")
+    checks.shown("ABP-FRAME-14", entry, "stdout", outcome.stdout)
 
 
 @pytest.mark.requirement("ABP-FRAME-8")
@@ -94,7 +93,7 @@ def test_answer_ended_by_end_of_stream(
     closes; the end of the stream ends the answer."""
     server = serve(client, scenario=SPEC.but(deliver=eof_ended), book=Book({NAME: HOME.entry}))
     outcome = client.perform(server.host, server.port, [Op("fnd", NAME)], transcript)
-    checks.completed("ABP-FRAME-8", outcome, transcript)
+    checks.completed("ABP-FRAME-8", outcome)
     if client.contract == "argv":
-        checks.exit_zero("ABP-FRAME-8", outcome.runs[0], transcript, "on an answer ended by EOF")
-    checks.shown("ABP-FRAME-8", HOME.entry, "stdout", outcome.stdout, transcript)
+        checks.exit_zero("ABP-FRAME-8", outcome.runs[0], "on an answer ended by EOF")
+    checks.shown("ABP-FRAME-8", HOME.entry, "stdout", outcome.stdout)

@@ -31,8 +31,8 @@ def test_add_sends_the_tutorial_entry(
     ``add:NAME,NUMBER STREET, TOWN, PHONE``."""
     server = serve(menu_client)
     outcome = menu_client.perform(server.host, server.port, [Op.add(NAME, HOME)], transcript)
-    checks.completed("ABP-CLIENT-5", outcome, transcript)
-    checks.sent("ABP-CLIENT-5", server, [Add(NAME, HOME.entry)], transcript)
+    checks.completed("ABP-CLIENT-5", outcome)
+    checks.sent("ABP-CLIENT-5", server, [Add(NAME, HOME.entry)])
 
 
 @pytest.mark.requirement("ABP-CLIENT-6")
@@ -44,11 +44,11 @@ def test_find_delete_show_and_quit(
     server = serve(menu_client, book=Book({NAME: HOME.entry}))
     ops = [Op("fnd", NAME), Op("rem", NAME)]
     outcome = menu_client.perform(server.host, server.port, ops, transcript)
-    checks.completed("ABP-CLIENT-6", outcome, transcript)
-    checks.sent("ABP-CLIENT-6", server, [Find(NAME), Remove(NAME)], transcript)
-    checks.shown("ABP-CLIENT-6", HOME.entry, "stdout", outcome.stdout, transcript)
-    checks.shown("ABP-CLIENT-6", REM_TEXT, "stdout", outcome.stdout, transcript)
-    checks.exit_zero("ABP-CLIENT-6", outcome.runs[0], transcript, "after '4' (quit)")
+    checks.completed("ABP-CLIENT-6", outcome)
+    checks.sent("ABP-CLIENT-6", server, [Find(NAME), Remove(NAME)])
+    checks.shown("ABP-CLIENT-6", HOME.entry, "stdout", outcome.stdout)
+    checks.shown("ABP-CLIENT-6", REM_TEXT, "stdout", outcome.stdout)
+    checks.exit_zero("ABP-CLIENT-6", outcome.runs[0], "after '4' (quit)")
 
 
 @pytest.mark.requirement("ABP-CLIENT-7")
@@ -59,14 +59,14 @@ def test_bad_choice_shows_the_menu_again(
     again and send nothing; ``4`` then quits."""
     server = serve(menu_client)
     first = menu_client.run_script(server.host, server.port, "4\n", transcript)
-    checks.completed("ABP-CLIENT-7", first, transcript)
+    checks.completed("ABP-CLIENT-7", first)
     lines = [line.strip() for line in first.stdout.splitlines() if line.strip()]
     if not lines:
-        fail("ABP-CLIENT-7", "the client showed no menu on stdout", transcript=transcript)
+        fail("ABP-CLIENT-7", "the client showed no menu on stdout")
     menu_line = lines[0]
     outcome = menu_client.run_script(server.host, server.port, "9\nx\n0\n4\n", transcript)
-    checks.completed("ABP-CLIENT-7", outcome, transcript)
-    checks.nothing_sent("ABP-CLIENT-7", server, transcript)
+    checks.completed("ABP-CLIENT-7", outcome)
+    checks.nothing_sent("ABP-CLIENT-7", server)
     shown = outcome.stdout.count(menu_line)
     if shown < 4:
         fail(
@@ -74,6 +74,5 @@ def test_bad_choice_shows_the_menu_again(
             f"the menu (its first line {menu_line!r}) was not shown again after each bad choice",
             expected="shown 4 times: at start and after each of 3 bad choices",
             actual=f"shown {shown} times",
-            transcript=transcript,
         )
-    checks.exit_zero("ABP-CLIENT-7", outcome.runs[0], transcript, "after '4' (quit)")
+    checks.exit_zero("ABP-CLIENT-7", outcome.runs[0], "after '4' (quit)")

@@ -45,10 +45,10 @@ def test_name_and_entry_sent_exactly(
     server = serve(client, book=book)
     ops = [Op.add(name, address), Op("fnd", name)]
     outcome = client.perform(server.host, server.port, ops, transcript)
-    checks.completed("ABP-REQ-12", outcome, transcript)
-    checks.sent("ABP-REQ-12", server, [Add(name, address.entry), Find(name)], transcript)
+    checks.completed("ABP-REQ-12", outcome)
+    checks.sent("ABP-REQ-12", server, [Add(name, address.entry), Find(name)])
     shows = "ABP-CLIENT-2" if client.contract == "argv" else "ABP-CLIENT-6"
-    checks.shown(shows, address.entry, "stdout", outcome.stdout, transcript)
+    checks.shown(shows, address.entry, "stdout", outcome.stdout)
 
 
 #: case: the operation an argv client must refuse.
@@ -80,10 +80,10 @@ def test_invalid_input_refused(
     shows (a non-zero exit)."""
     server = serve(argv_client, book=Book({"name": "x"}))
     outcome = argv_client.perform(server.host, server.port, [INVALID_ARGV[case]], transcript)
-    checks.completed("ABP-REQ-13", outcome, transcript)
+    checks.completed("ABP-REQ-13", outcome)
     server.wait_all_closed(1.0)
-    checks.nothing_sent("ABP-REQ-13", server, transcript)
-    checks.exit_nonzero("ABP-REQ-13", outcome.runs[0], transcript, "on input it had to refuse")
+    checks.nothing_sent("ABP-REQ-13", server)
+    checks.exit_nonzero("ABP-REQ-13", outcome.runs[0], "on input it had to refuse")
 
 
 @pytest.mark.requirement("ABP-REQ-13")
@@ -94,6 +94,6 @@ def test_menu_invalid_input_refused(
     """ABP-REQ-13, menu contract: nothing is sent for an invalid name."""
     server = serve(menu_client)
     outcome = menu_client.perform(server.host, server.port, [INVALID_MENU[case]], transcript)
-    checks.completed("ABP-REQ-13", outcome, transcript)
+    checks.completed("ABP-REQ-13", outcome)
     server.wait_all_closed(1.0)
-    checks.nothing_sent("ABP-REQ-13", server, transcript)
+    checks.nothing_sent("ABP-REQ-13", server)

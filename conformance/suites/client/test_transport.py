@@ -47,7 +47,7 @@ def test_connects_to_the_given_host_and_port(
         hosts = tuple(h for h in hosts if h != "::1")
     server = serve(client, book=Book({NAME: ENTRY}), hosts=hosts)
     outcome = client.perform(given, server.port, [Op("fnd", NAME)], transcript)
-    checks.completed("ABP-TRANSPORT-2", outcome, transcript)
+    checks.completed("ABP-TRANSPORT-2", outcome)
     if not server.connections:
         where = ", ".join(hosts)
         fail(
@@ -55,6 +55,5 @@ def test_connects_to_the_given_host_and_port(
             f"the client never connected (given {given!r}, port {server.port})",
             expected=f"a connection on {where} port {server.port}",
             actual="no connection",
-            transcript=transcript,
         )
-    checks.shown("ABP-TRANSPORT-2", ENTRY, "stdout", outcome.stdout, transcript)
+    checks.shown("ABP-TRANSPORT-2", ENTRY, "stdout", outcome.stdout)

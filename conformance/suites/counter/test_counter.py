@@ -19,7 +19,6 @@ import pytest
 from conformance.harness.raw import RawConnection, Unterminated
 from conformance.harness.wire import WireClosed, WireError
 from conformance.judging.answers import content
-from conformance.judging.conversation import LEGACY_QUIET
 from conformance.judging.session import ServerSession
 from conformance.judging.verdict import fail
 from protocol import (
@@ -46,14 +45,12 @@ def number_of(abp: ServerSession, requirement: str, answer: bytes) -> int:
             "the answer is not the tutorial's wording",
             expected=WORDING,
             actual=answer,
-            transcript=abp.transcript,
         )
 
 
 def ask(abp: ServerSession, requirement: str, line: bytes, conn: RawConnection) -> int:
     """One request line in the server's framing; N of its answer."""
-    data = line if abp.legacy else line + b"\n"
-    return number_of(abp, requirement, abp.exchange_raw(requirement, data, conn=conn))
+    return number_of(abp, requirement, abp.answer(requirement, line, conn=conn))
 
 
 def lines(abp: ServerSession, requirement: str, conn: RawConnection, count: int) -> list[int]:
@@ -70,7 +67,6 @@ def check_one_number(abp: ServerSession, numbers: list[int]) -> None:
             "answers on one connection carry different numbers",
             expected=[numbers[0]] * len(numbers),
             actual=numbers,
-            transcript=abp.transcript,
         )
 
 
@@ -95,7 +91,7 @@ def test_answer_is_the_tutorials_wording(abp: ServerSession) -> None:
     conn = abp.raw("ABP-COUNTER-1")
     number = ask(abp, "ABP-COUNTER-1", b"dummy request", conn)
     if number < 1:
-        fail("ABP-COUNTER-2", f"N must count from 1, got {number}", transcript=abp.transcript)
+        fail("ABP-COUNTER-2", f"N must count from 1, got {number}")
 
 
 @pytest.mark.requirement("ABP-COUNTER-1")
@@ -126,7 +122,7 @@ def test_all_answers_on_one_connection_carry_the_same_number(abp: ServerSession)
     N." Five requests one after the other (and five pipelined)."""
     conn = abp.raw("ABP-COUNTER-2")
     numbers = [ask(abp, "ABP-COUNTER-2", f"request {i}".encode(), conn) for i in range(5)]
-    if not abp.legacy:
+    if not abp.target.legacy:
         conn.send(b"".join(f"pipelined {i}\n".encode() for i in range(5)))
         numbers += lines(abp, "ABP-COUNTER-2", conn, 5)
     check_one_number(abp, numbers)
@@ -152,7 +148,6 @@ def test_private_server_numbers_connections_one_by_one(abp: ServerSession) -> No
                 "consecutive connections to a fresh server are not numbered one by one",
                 expected=expected,
                 actual=numbers,
-                transcript=abp.transcript,
             )
 
 
@@ -175,7 +170,6 @@ def test_each_new_connection_gets_a_greater_number(abp: ServerSession) -> None:
             "a later connection did not get a greater number",
             expected="strictly increasing numbers",
             actual=numbers,
-            transcript=abp.transcript,
         )
 
 
@@ -186,10 +180,7 @@ def test_concurrent_connections_get_distinct_numbers(abp: ServerSession) -> None
     answer, so a server that serves one client at a time still gets through
     them)."""
     clients = 20
-    conns = [
-        RawConnection(abp.wire(legacy=False, connect=False), stall=abp.stall)
-        for _ in range(clients)
-    ]
+    conns = [abp.raw("ABP-COUNTER-3", connect=False) for _ in range(clients)]
     numbers: list[int | None] = [None] * clients
     errors: list[str] = []
 
@@ -197,8 +188,8 @@ def test_concurrent_connections_get_distinct_numbers(abp: ServerSession) -> None
         conn = conns[i]
         try:
             conn.wire.connect()
-            conn.send(b"concurrent" if abp.legacy else b"concurrent\n")
-            answer = conn.read_legacy(LEGACY_QUIET) if abp.legacy else conn.read_line()
+            conn.send(b"concurrent" if abp.target.legacy else b"concurrent\n")
+            answer = conn.read_legacy() if abp.target.legacy else conn.read_line()
             numbers[i] = decode_counter_reply(content(answer)).number
         except (WireError, RemoteProtocolError) as exc:
             errors.append(f"{conn.name}: {exc}")
@@ -214,7 +205,6 @@ def test_concurrent_connections_get_distinct_numbers(abp: ServerSession) -> None
         fail(
             "ABP-COUNTER-3",
             f"{len(errors)} of {clients} concurrent clients got no counter answer: {errors[:3]}",
-            transcript=abp.transcript,
         )
     if len(set(numbers)) != clients:
         fail(
@@ -222,7 +212,6 @@ def test_concurrent_connections_get_distinct_numbers(abp: ServerSession) -> None
             "concurrent connections got the same number",
             expected=f"{clients} distinct numbers",
             actual=sorted(n for n in numbers if n is not None),
-            transcript=abp.transcript,
         )
 
 
@@ -253,7 +242,6 @@ def test_lf_and_crlf_lines_get_one_lf_terminated_answer_each(abp: ServerSession)
             "more answers than lines (a CR taken as a line end?)",
             expected=b"",
             actual=extra,
-            transcript=abp.transcript,
         )
     check_one_number(abp, numbers)
 
@@ -270,7 +258,6 @@ def test_unterminated_line_is_answered_at_half_close_then_closed(abp: ServerSess
         fail(
             "ABP-COUNTER-4",
             "after answering a half-closed client, the server did not close",
-            transcript=abp.transcript,
         )
 
 
@@ -307,7 +294,6 @@ def test_line_over_4096_bytes_is_refused(abp: ServerSession) -> None:
             "a line over 4096 bytes must be answered `ERROR: Request too long`",
             expected=TOO_LONG,
             actual=first,
-            transcript=abp.transcript,
         )
     try:
         after = conn.read_line()
@@ -317,7 +303,6 @@ def test_line_over_4096_bytes_is_refused(abp: ServerSession) -> None:
         fail(
             "ABP-FRAME-11",
             f"after `Request too long`, neither closed nor the next answer ({exc})",
-            transcript=abp.transcript,
         )
     if after is not None:
         number_of(abp, "ABP-FRAME-11", after)

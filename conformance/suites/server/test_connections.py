@@ -47,10 +47,12 @@ def test_connection_carries_many_requests(abp: ServerSession) -> None:
     each answer ends only after a quiet gap; fifty otherwise.)"""
     conn = abp.raw("ABP-CONN-1")
     name = abp.name()
-    rounds = 5 if abp.legacy else 25
+    rounds = 5 if abp.target.legacy else 25
     for i in range(rounds):
-        abp.expect("ABP-CONN-1", Add(name, f"v{i}"), ANY_OK, f"add #{i + 1}", conn=conn)
-        abp.expect("ABP-CONN-1", Find(name), Ok(f"v{i}"), f"fnd #{i + 1}", conn=conn)
+        abp.expect(
+            "ABP-CONN-1", Add(name, f"v{i}"), ANY_OK, f"add #{i + 1}", conn=conn, by="meaning"
+        )
+        abp.expect("ABP-CONN-1", Find(name), Ok(f"v{i}"), f"fnd #{i + 1}", conn=conn, by="meaning")
 
 
 # ---------------------------------------------------------------- ABP-CONN-2
@@ -148,12 +150,17 @@ def test_error_answers_do_not_close_the_connection(abp: ServerSession) -> None:
     the connection on a line with no colon.)"""
     name = abp.name()
     conn = abp.raw("ABP-CONN-3")
-    abp.expect("ABP-CONN-3", Add(name, "still here"), ANY_OK, "add", conn=conn)
+    abp.expect("ABP-CONN-3", Add(name, "still here"), ANY_OK, "add", conn=conn, by="meaning")
     for label, (line, error) in ERROR_LINES.items():
         missing = abp.name("missing")
         want = Error(error.text.replace("NAME", missing))
-        abp.expect_line(
-            "ABP-CONN-3", line.replace(b"NAME", missing.encode()), want, label, conn=conn
+        abp.expect(
+            "ABP-CONN-3",
+            line.replace(b"NAME", missing.encode()),
+            want,
+            label,
+            conn=conn,
+            by="meaning",
         )
         abp.expect(
             "ABP-CONN-3",
@@ -161,6 +168,7 @@ def test_error_answers_do_not_close_the_connection(abp: ServerSession) -> None:
             Ok("still here"),
             f"the connection must stay usable after the `{label}` error",
             conn=conn,
+            by="meaning",
         )
     abp.probe()
 
@@ -177,16 +185,14 @@ def judge_busy(abp: ServerSession, member: Member) -> None:
             f"connection {member.name} was refused with something else than one busy line",
             expected=encode_response(BUSY),
             actual=bytes(member.received),
-            transcript=abp.transcript,
         )
-    if not member.eof and not closes_soon(member, abp.holdup_bound):
+    if not member.eof and not closes_soon(member, abp.target.holdup_bound):
         fail(
             "ABP-CONN-8",
             f"connection {member.name} was refused busy but not closed within "
-            f"{abp.holdup_bound:g}s",
+            f"{abp.target.holdup_bound:g}s",
             expected="end of stream after the busy line",
             actual=bytes(member.received),
-            transcript=abp.transcript,
         )
 
 
@@ -216,22 +222,21 @@ def test_200_concurrent_connections_are_served(abp: ServerSession) -> None:
     same time." 200 connections are opened first, then each asks. A refusal
     is allowed past 100 and must then follow ABP-CONN-8: "if it does, it MUST
     send `ERROR: Server busy` and close that connection." """
-    bound = abp.holdup_bound
+    bound = abp.target.holdup_bound
     crowd = abp.crowd("m")
     connected = crowd.open(CROWD, bound)
     if len(connected) < 100:
         fail(
             "ABP-CONN-4",
             f"only {len(connected)} of {CROWD} connections were accepted within {bound:g}s",
-            transcript=abp.transcript,
         )
     names = {member.index: abp.name("crowd") for member in connected}
     for member in connected:
-        crowd.send(member, abp.request_bytes(Find(names[member.index])))
+        crowd.send(member, abp.target.frame(Find(names[member.index])))
     crowd.exchange(1, bound)
     served, refused, wrong = 0, 0, []
     for member in connected:
-        answer = decode(bytes(member.received), legacy=abp.legacy)
+        answer = decode(bytes(member.received), legacy=abp.target.legacy)
         if answer == no_entry(names[member.index]):
             served += 1
         elif answer == BUSY:
@@ -247,13 +252,11 @@ def test_200_concurrent_connections_are_served(abp: ServerSession) -> None:
             f"{bound:g}s (served {served}, refused busy {refused}); first: {first.name}",
             expected=wire_form(no_entry(names[first.index])),
             actual=bytes(first.received),
-            transcript=abp.transcript,
         )
     if served < 100:
         fail(
             "ABP-CONN-4",
             f"only {served} connections were served at once; {refused} refused busy",
-            transcript=abp.transcript,
         )
     abp.probe()
 
@@ -269,7 +272,8 @@ def expect_prompt_answer(abp: ServerSession, what: str) -> None:
         Find(name),
         no_entry(name),
         f"another client is held up by {what}",
-        timeout=abp.holdup_bound,
+        timeout=abp.target.holdup_bound,
+        by="meaning",
     )
 
 
@@ -299,7 +303,9 @@ def test_client_that_stops_reading_holds_up_nobody(abp: ServerSession) -> None:
     """ABP-CONN-5: "... or stops reading, MUST NOT delay the answers to other
     clients." A client asks for megabytes of answers and reads none."""
     name = abp.name("flood")
-    abp.expect("ABP-CONN-5", Add(name, "f" * 4000), ANY_OK, "add of a 4000-byte entry")
+    abp.expect(
+        "ABP-CONN-5", Add(name, "f" * 4000), ANY_OK, "add of a 4000-byte entry", by="meaning"
+    )
     hog = abp.raw("ABP-CONN-5")
     sock = hog.wire.sock
     assert sock is not None
@@ -334,7 +340,7 @@ def test_reset_in_the_middle_of_a_request_harms_nobody(abp: ServerSession) -> No
     connection keeps working across the reset."""
     name = abp.name()
     bystander = abp.raw("ABP-CONN-6")
-    abp.expect("ABP-CONN-6", Add(name, "bystander"), ANY_OK, "add", conn=bystander)
+    abp.expect("ABP-CONN-6", Add(name, "bystander"), ANY_OK, "add", conn=bystander, by="meaning")
     rude = abp.raw("ABP-CONN-6")
     rude.send(b"add:" + abp.name("reset").encode() + b",half an ent")
     rude.reset()
@@ -344,6 +350,7 @@ def test_reset_in_the_middle_of_a_request_harms_nobody(abp: ServerSession) -> No
         Ok("bystander"),
         "a connection open across another client's reset",
         conn=bystander,
+        by="meaning",
     )
     abp.probe()
 
@@ -389,7 +396,9 @@ def test_idle_connection_is_closed_after_the_idle_timeout(abp: ServerSession) ->
         pytest.skip("needs the server's idle timeout: --idle-timeout S")
     name = abp.name()
     used = abp.raw("ABP-CONN-7")
-    abp.expect("ABP-CONN-7", Find(name), no_entry(name), "a request, then idle", conn=used)
+    abp.expect(
+        "ABP-CONN-7", Find(name), no_entry(name), "a request, then idle", conn=used, by="meaning"
+    )
     never_used = abp.raw("ABP-CONN-7")
     wait = idle + min(abp.target.timeout, 2.0)
     for conn, what in ((used, "an idle connection"), (never_used, "a connection never used")):
@@ -397,5 +406,4 @@ def test_idle_connection_is_closed_after_the_idle_timeout(abp: ServerSession) ->
             fail(
                 "ABP-CONN-7",
                 f"{what} was still open {wait:g}s after its last byte (idle timeout {idle:g}s)",
-                transcript=abp.transcript,
             )

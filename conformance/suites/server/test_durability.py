@@ -44,7 +44,6 @@ def bring_back(abp: ServerSession, server: ServerProcess, requirement: str, how:
         fail(
             requirement,
             f"the server did not start again after a {how}: {exc}",
-            transcript=abp.transcript,
         )
 
 
@@ -57,9 +56,9 @@ def expect_all(
 ) -> None:
     """Lookups, pipelined on one connection (one connection each in legacy
     framing), each with its expected answer."""
-    if abp.legacy:
+    if abp.target.legacy:
         for request, want in checks:
-            abp.expect(requirement, request, want, summary, address=address)
+            abp.expect(requirement, request, want, summary, address=address, by="meaning")
         return
     conn = abp.raw(requirement, address=address)
     conn.send(b"".join(encode_request(request) for request, _ in checks))
@@ -81,7 +80,14 @@ def test_every_ok_change_survives_a_restart(abp: ServerSession) -> None:
             Add(replaced, "new \U0001f600"),
             Remove(removed),
         ):
-            abp.expect("ABP-DUR-1", request, ANY_OK, "a change before the restart", address=at)
+            abp.expect(
+                "ABP-DUR-1",
+                request,
+                ANY_OK,
+                "a change before the restart",
+                address=at,
+                by="meaning",
+            )
         bring_back(abp, server, "ABP-DUR-1", "restart")
         expect_all(
             abp,
@@ -104,12 +110,12 @@ def test_change_survives_sigkill_right_after_its_ok(abp: ServerSession) -> None:
     with private(abp, "killing the server with SIGKILL") as server:
         at = server.address
         gone = abp.name("gone")
-        abp.expect("ABP-DUR-2", Add(gone, "to be removed"), ANY_OK, "add", address=at)
+        abp.expect("ABP-DUR-2", Add(gone, "to be removed"), ANY_OK, "add", address=at, by="meaning")
         names = [abp.name("killed") for _ in range(10)]
         changes = [Add(n, f"entry {i}") for i, n in enumerate(names)] + [Remove(gone)]
-        if abp.legacy:
+        if abp.target.legacy:
             for change in changes:
-                abp.expect("ABP-DUR-2", change, ANY_OK, "a change", address=at)
+                abp.expect("ABP-DUR-2", change, ANY_OK, "a change", address=at, by="meaning")
         else:
             conn = abp.raw("ABP-DUR-2", address=at)
             conn.send(b"".join(encode_request(change) for change in changes))
@@ -130,30 +136,29 @@ def concurrent_writers(
 ) -> dict[str, str]:
     """WRITERS connections, opened together, each sending its adds in one
     write (one add each in legacy framing); returns what was OK'd."""
-    per_writer = 1 if abp.legacy else 5
+    per_writer = 1 if abp.target.legacy else 5
     crowd = abp.crowd("w", address=address)
-    writers = crowd.open(WRITERS, abp.holdup_bound)
+    writers = crowd.open(WRITERS, abp.target.holdup_bound)
     if len(writers) < WRITERS:
         fail(
             "ABP-DUR-3",
-            f"only {len(writers)} of {WRITERS} writers could connect within {abp.holdup_bound:g}s",
-            transcript=abp.transcript,
+            f"only {len(writers)} of {WRITERS} writers could connect"
+            f" within {abp.target.holdup_bound:g}s",
         )
     book: dict[str, str] = {}
     for writer in writers:
         batch = [(abp.name("w"), f"writer {writer.index}, #{j}") for j in range(per_writer)]
-        crowd.send(writer, b"".join(abp.request_bytes(Add(n, e)) for n, e in batch))
+        crowd.send(writer, b"".join(abp.target.frame(Add(n, e)) for n, e in batch))
         book.update(batch)
     crowd.exchange(per_writer, abp.target.timeout)
     for writer in writers:
-        lines = writer.lines() if not abp.legacy else [bytes(writer.received)]
+        lines = writer.lines() if not abp.target.legacy else [bytes(writer.received)]
         if len(lines) < per_writer or any(not content(line).startswith(b"OK") for line in lines):
             fail(
                 "ABP-DUR-3",
                 f"writer {writer.name} did not get {per_writer} OK answers",
                 expected=encode_response(Ok(None)) * per_writer,
                 actual=bytes(writer.received),
-                transcript=abp.transcript,
             )
     return book
 
@@ -193,18 +198,30 @@ def test_fnd_on_another_connection_sees_an_ok_change(abp: ServerSession) -> None
     connection, MUST see that change." Writer and reader swap connections
     every round."""
     name = abp.name()
-    if abp.legacy:  # a legacy server may serve one connection at a time: new ones
+    if abp.target.legacy:  # a legacy server may serve one connection at a time: new ones
         first = second = None
     else:
         first, second = abp.raw("ABP-DUR-4"), abp.raw("ABP-DUR-4")
-    rounds = 3 if abp.legacy else 10
+    rounds = 3 if abp.target.legacy else 10
     for i in range(rounds):
         writer, reader = (first, second) if i % 2 == 0 else (second, first)
-        abp.expect("ABP-DUR-4", Add(name, f"round {i}"), ANY_OK, "add", conn=writer)
-        abp.expect("ABP-DUR-4", Find(name), Ok(f"round {i}"), "the other connection", conn=reader)
-        abp.expect("ABP-DUR-4", Remove(name), ANY_OK, "rem", conn=reader)
+        abp.expect("ABP-DUR-4", Add(name, f"round {i}"), ANY_OK, "add", conn=writer, by="meaning")
         abp.expect(
-            "ABP-DUR-4", Find(name), no_entry(name), "the removing connection's peer", conn=writer
+            "ABP-DUR-4",
+            Find(name),
+            Ok(f"round {i}"),
+            "the other connection",
+            conn=reader,
+            by="meaning",
+        )
+        abp.expect("ABP-DUR-4", Remove(name), ANY_OK, "rem", conn=reader, by="meaning")
+        abp.expect(
+            "ABP-DUR-4",
+            Find(name),
+            no_entry(name),
+            "the removing connection's peer",
+            conn=writer,
+            by="meaning",
         )
 
 
@@ -215,7 +232,11 @@ def test_fnd_on_a_new_connection_sees_an_ok_change(abp: ServerSession) -> None:
     after the `OK`."""
     name = abp.name()
     for i in range(3):
-        abp.expect("ABP-DUR-4", Add(name, f"v{i}"), ANY_OK, "add")
-        abp.expect("ABP-DUR-4", Find(name), Ok(f"v{i}"), "a new connection after the add")
-    abp.expect("ABP-DUR-4", Remove(name), ANY_OK, "rem")
-    abp.expect("ABP-DUR-4", Find(name), no_entry(name), "a new connection after the rem")
+        abp.expect("ABP-DUR-4", Add(name, f"v{i}"), ANY_OK, "add", by="meaning")
+        abp.expect(
+            "ABP-DUR-4", Find(name), Ok(f"v{i}"), "a new connection after the add", by="meaning"
+        )
+    abp.expect("ABP-DUR-4", Remove(name), ANY_OK, "rem", by="meaning")
+    abp.expect(
+        "ABP-DUR-4", Find(name), no_entry(name), "a new connection after the rem", by="meaning"
+    )

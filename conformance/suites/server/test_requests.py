@@ -29,20 +29,23 @@ def test_request_is_split_at_its_first_colon_only(abp: ServerSession) -> None:
     included." A NAME and an ENTRY full of colons (the tutorial's
     ``split(':')`` drops this connection)."""
     name = abp.name("a:b") + ":c"
-    abp.expect("ABP-REQ-1", Add(name, "x:y::z"), ANY_OK, "add with colons in NAME and ENTRY")
-    abp.expect("ABP-REQ-1", Find(name), Ok("x:y::z"), "fnd of a NAME holding colons")
-    abp.expect("ABP-REQ-1", Remove(name), ANY_OK, "rem of a NAME holding colons")
+    abp.expect(
+        "ABP-REQ-1", Add(name, "x:y::z"), ANY_OK, "add with colons in NAME and ENTRY", by="meaning"
+    )
+    abp.expect("ABP-REQ-1", Find(name), Ok("x:y::z"), "fnd of a NAME holding colons", by="meaning")
+    abp.expect("ABP-REQ-1", Remove(name), ANY_OK, "rem of a NAME holding colons", by="meaning")
 
 
 @pytest.mark.requirement("ABP-REQ-1", "ABP-REQ-11")
 def test_unknown_command_is_the_text_before_the_first_colon(abp: ServerSession) -> None:
     """ABP-REQ-1: "COMMAND is the text before [the first `:`]": ``get:a:b`` is
     the unknown command ``get``."""
-    abp.expect_line(
+    abp.expect(
         "ABP-REQ-1",
         b"get:" + abp.name().encode() + b":b",
         unrecognised("get"),
         "an unknown command whose argument holds a colon",
+        by="meaning",
     )
 
 
@@ -51,7 +54,9 @@ def test_lookup_of_a_missing_name_with_colons(abp: ServerSession) -> None:
     """ABP-REQ-1: "... ARGUMENT all the text after it, further `:` included":
     the error repeats the whole NAME, colons and all."""
     name = abp.name("fnd:") + ":rem:x"
-    abp.expect("ABP-REQ-1", Find(name), no_entry(name), "fnd of a missing NAME with colons")
+    abp.expect(
+        "ABP-REQ-1", Find(name), no_entry(name), "fnd of a missing NAME with colons", by="meaning"
+    )
 
 
 # ----------------------------------------------------------------- ABP-REQ-2
@@ -74,8 +79,8 @@ def test_add_splits_argument_at_first_comma(abp: ServerSession, entry: str) -> N
     before its first `,` and ENTRY as all the text after that `,`, further `,`
     and `:` included, and store ENTRY under NAME." """
     name = abp.name()
-    abp.expect("ABP-REQ-2", Add(name, entry), ANY_OK, "add with commas in the entry")
-    abp.expect("ABP-REQ-2", Find(name), Ok(entry), "the entry was not kept whole")
+    abp.expect("ABP-REQ-2", Add(name, entry), ANY_OK, "add with commas in the entry", by="meaning")
+    abp.expect("ABP-REQ-2", Find(name), Ok(entry), "the entry was not kept whole", by="meaning")
 
 
 # ----------------------------------------------------------------- ABP-REQ-3
@@ -86,8 +91,10 @@ def test_add_without_comma_stores_an_empty_entry(abp: ServerSession) -> None:
     """ABP-REQ-3: "A server MUST treat `add:NAME` with no `,` as `add:NAME,`
     (an empty entry), as the tutorial does." """
     name = abp.name()
-    abp.expect_line("ABP-REQ-3", b"add:" + name.encode(), ANY_OK, "add:NAME with no comma")
-    abp.expect("ABP-REQ-3", Find(name), Ok(""), "add:NAME must store an empty entry (`OK: `)")
+    abp.expect("ABP-REQ-3", b"add:" + name.encode(), ANY_OK, "add:NAME with no comma", by="meaning")
+    abp.expect(
+        "ABP-REQ-3", Find(name), Ok(""), "add:NAME must store an empty entry (`OK: `)", by="meaning"
+    )
 
 
 @pytest.mark.requirement("ABP-REQ-3", "ABP-REQ-4")
@@ -95,9 +102,9 @@ def test_add_without_comma_empties_an_existing_entry(abp: ServerSession) -> None
     """ABP-REQ-3: "`add:NAME` with no `,` [is] `add:NAME,`": it replaces an
     existing entry with the empty one."""
     name = abp.name()
-    abp.expect("ABP-REQ-3", Add(name, "old"), ANY_OK, "add")
-    abp.expect_line("ABP-REQ-3", b"add:" + name.encode(), ANY_OK, "add:NAME with no comma")
-    abp.expect("ABP-REQ-3", Find(name), Ok(""), "add:NAME did not empty the entry")
+    abp.expect("ABP-REQ-3", Add(name, "old"), ANY_OK, "add", by="meaning")
+    abp.expect("ABP-REQ-3", b"add:" + name.encode(), ANY_OK, "add:NAME with no comma", by="meaning")
+    abp.expect("ABP-REQ-3", Find(name), Ok(""), "add:NAME did not empty the entry", by="meaning")
 
 
 # ------------------------------------------------------------ ABP-REQ-4 .. -6
@@ -109,8 +116,8 @@ def test_add_of_an_existing_name_replaces_its_entry(abp: ServerSession) -> None:
     that entry." """
     name = abp.name()
     for entry in ("first", "second, longer entry", "3"):
-        abp.expect("ABP-REQ-4", Add(name, entry), ANY_OK, "add")
-        abp.expect("ABP-REQ-4", Find(name), Ok(entry), "the entry was not replaced")
+        abp.expect("ABP-REQ-4", Add(name, entry), ANY_OK, "add", by="meaning")
+        abp.expect("ABP-REQ-4", Find(name), Ok(entry), "the entry was not replaced", by="meaning")
 
 
 @pytest.mark.requirement("ABP-REQ-5", "ABP-RESP-4")
@@ -118,10 +125,14 @@ def test_rem_removes_the_entry(abp: ServerSession) -> None:
     """ABP-REQ-5: "`rem:NAME` MUST remove the entry of NAME, so that a later
     `fnd:NAME` finds none." """
     name = abp.name()
-    abp.expect("ABP-REQ-5", Add(name, "doomed"), ANY_OK, "add")
-    abp.expect("ABP-REQ-5", Remove(name), ANY_OK, "rem of an existing name")
-    abp.expect("ABP-REQ-5", Find(name), no_entry(name), "fnd after rem still finds it")
-    abp.expect("ABP-REQ-5", Remove(name), no_entry(name), "a second rem of the same name")
+    abp.expect("ABP-REQ-5", Add(name, "doomed"), ANY_OK, "add", by="meaning")
+    abp.expect("ABP-REQ-5", Remove(name), ANY_OK, "rem of an existing name", by="meaning")
+    abp.expect(
+        "ABP-REQ-5", Find(name), no_entry(name), "fnd after rem still finds it", by="meaning"
+    )
+    abp.expect(
+        "ABP-REQ-5", Remove(name), no_entry(name), "a second rem of the same name", by="meaning"
+    )
 
 
 @pytest.mark.requirement("ABP-REQ-5")
@@ -130,9 +141,9 @@ def test_name_can_be_added_again_after_rem(abp: ServerSession) -> None:
     trace that stops the NAME from being used again."""
     name = abp.name()
     for entry in ("one", "two"):
-        abp.expect("ABP-REQ-5", Add(name, entry), ANY_OK, "add")
-        abp.expect("ABP-REQ-5", Find(name), Ok(entry), "fnd after add")
-        abp.expect("ABP-REQ-5", Remove(name), ANY_OK, "rem")
+        abp.expect("ABP-REQ-5", Add(name, entry), ANY_OK, "add", by="meaning")
+        abp.expect("ABP-REQ-5", Find(name), Ok(entry), "fnd after add", by="meaning")
+        abp.expect("ABP-REQ-5", Remove(name), ANY_OK, "rem", by="meaning")
 
 
 @pytest.mark.requirement("ABP-REQ-6")
@@ -141,9 +152,11 @@ def test_fnd_looks_up_the_entry_stored_under_its_name(abp: ServerSession) -> Non
     not a neighbour's)."""
     names = [abp.name() for _ in range(3)]
     for i, name in enumerate(names):
-        abp.expect("ABP-REQ-6", Add(name, f"entry {i}"), ANY_OK, "add")
+        abp.expect("ABP-REQ-6", Add(name, f"entry {i}"), ANY_OK, "add", by="meaning")
     for i, name in reversed(list(enumerate(names))):
-        abp.expect("ABP-REQ-6", Find(name), Ok(f"entry {i}"), "fnd found the wrong entry")
+        abp.expect(
+            "ABP-REQ-6", Find(name), Ok(f"entry {i}"), "fnd found the wrong entry", by="meaning"
+        )
 
 
 # ----------------------------------------------------------------- ABP-REQ-7
@@ -169,11 +182,19 @@ def test_names_are_compared_exactly(abp: ServerSession, pair: tuple[str, str]) -
     some library would call equal hold two entries."""
     unique = abp.name()
     first, second = (template.format(u=unique) for template in pair)
-    abp.expect("ABP-REQ-7", Add(first, "first"), ANY_OK, "add of the first name")
-    abp.expect("ABP-REQ-7", Find(second), no_entry(second), "the second name found the first")
-    abp.expect("ABP-REQ-7", Add(second, "second"), ANY_OK, "add of the second name")
-    abp.expect("ABP-REQ-7", Find(first), Ok("first"), "the second add replaced the first name")
-    abp.expect("ABP-REQ-7", Find(second), Ok("second"), "fnd of the second name")
+    abp.expect("ABP-REQ-7", Add(first, "first"), ANY_OK, "add of the first name", by="meaning")
+    abp.expect(
+        "ABP-REQ-7", Find(second), no_entry(second), "the second name found the first", by="meaning"
+    )
+    abp.expect("ABP-REQ-7", Add(second, "second"), ANY_OK, "add of the second name", by="meaning")
+    abp.expect(
+        "ABP-REQ-7",
+        Find(first),
+        Ok("first"),
+        "the second add replaced the first name",
+        by="meaning",
+    )
+    abp.expect("ABP-REQ-7", Find(second), Ok("second"), "fnd of the second name", by="meaning")
 
 
 # ----------------------------------------------------------------- ABP-REQ-8
@@ -187,14 +208,16 @@ def test_commands_are_lowercase_and_case_sensitive(abp: ServerSession, command: 
     """ABP-REQ-8: "Commands are lowercase and case-sensitive: a server MUST
     answer `ADD:x` or `Fnd:x` as an unknown command." """
     name = abp.name()
-    abp.remember("entry")
-    abp.expect_line(
+    abp.expect(
         "ABP-REQ-8",
         command.encode() + b":" + name.encode() + b",entry",
         unrecognised(command),
         f"`{command}` is not a command",
+        by="meaning",
     )
-    abp.expect("ABP-REQ-8", Find(name), no_entry(name), f"`{command}` acted as a command")
+    abp.expect(
+        "ABP-REQ-8", Find(name), no_entry(name), f"`{command}` acted as a command", by="meaning"
+    )
 
 
 # ----------------------------------------------------------------- ABP-REQ-9
@@ -217,7 +240,7 @@ def test_line_without_colon_is_malformed(abp: ServerSession, line: bytes) -> Non
     included) with `ERROR: Malformed request`." (The tutorial's server drops
     the connection without a word.)"""
     line = line.replace(b"NAME", abp.name().encode())
-    abp.expect_line("ABP-REQ-9", line, MALFORMED, "a line with no colon")
+    abp.expect("ABP-REQ-9", line, MALFORMED, "a line with no colon", by="meaning")
 
 
 @pytest.mark.requirement("ABP-REQ-9", "ABP-CONN-3")
@@ -249,7 +272,7 @@ EMPTY_NAMES = {
 def test_empty_name_is_malformed(abp: ServerSession, line: bytes) -> None:
     """ABP-REQ-10: "A server MUST answer a request whose NAME is empty (`fnd:`,
     `rem:`, `add:`, `add:,x`) with `ERROR: Malformed request`." """
-    abp.expect_line("ABP-REQ-10", line, MALFORMED, "a request with an empty NAME")
+    abp.expect("ABP-REQ-10", line, MALFORMED, "a request with an empty NAME", by="meaning")
 
 
 # ---------------------------------------------------------------- ABP-REQ-11
@@ -274,9 +297,10 @@ def test_unknown_command_is_named_byte_for_byte(abp: ServerSession, command: str
     """ABP-REQ-11: "A server MUST answer an unknown COMMAND with `ERROR:
     Unrecognised command: COMMAND`, COMMAND repeated byte for byte: the
     tutorial's wording." """
-    abp.expect_line(
+    abp.expect(
         "ABP-REQ-11",
         command.encode() + b":" + abp.name().encode(),
         unrecognised(command),
         "the unknown command must be repeated exactly",
+        by="meaning",
     )

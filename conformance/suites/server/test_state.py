@@ -67,8 +67,12 @@ def test_any_name_and_entry_round_trip(abp: ServerSession) -> None:
     def round_trip(name: str, entry: str) -> None:
         fresh_example(abp)
         unique = f"{abp.name('rt')}{name}"
-        abp.expect("ABP-REQ-2", Add(unique, entry), ANY_OK, "add of a generated entry")
-        abp.expect("ABP-RESP-2", Find(unique), Ok(entry), "the entry did not round-trip")
+        abp.expect(
+            "ABP-REQ-2", Add(unique, entry), ANY_OK, "add of a generated entry", by="meaning"
+        )
+        abp.expect(
+            "ABP-RESP-2", Find(unique), Ok(entry), "the entry did not round-trip", by="bytes"
+        )
 
     run_seeded(abp, round_trip)
 
@@ -89,12 +93,17 @@ def test_malformed_lines_get_the_standard_error_and_keep_the_connection(
         refusal = expected_refusal(line)
         request = content(line)
         assume(refusal is not None)
-        assume(request or not abp.legacy)  # no empty request without a terminator
+        assume(request or not abp.target.legacy)  # no empty request without a terminator
         assert refusal is not None
         fresh_example(abp)
-        conn = None if abp.legacy else abp.raw("ABP-CONN-3")
-        abp.expect_line(
-            refusal.error.requirement, request, refusal.reply, "a malformed line", conn=conn
+        conn = None if abp.target.legacy else abp.raw("ABP-CONN-3")
+        abp.expect(
+            refusal.error.requirement,
+            request,
+            refusal.reply,
+            "a malformed line",
+            conn=conn,
+            by="bytes",
         )
         sentinel = abp.name("after")
         abp.expect(
@@ -103,6 +112,7 @@ def test_malformed_lines_get_the_standard_error_and_keep_the_connection(
             no_entry(sentinel),
             "the connection must stay usable after the error",
             conn=conn,
+            by="meaning",
         )
 
     run_seeded(abp, malformed)
@@ -132,7 +142,6 @@ def check_stream_answers(
                 f"answer {i + 1} of {len(events)} to a random byte stream",
                 expected=want,
                 actual=line,
-                transcript=abp.transcript,
             )
     if content(lines[-1]) != content(encode_response(no_entry(sentinel))):
         fail(
@@ -140,7 +149,6 @@ def check_stream_answers(
             "after a random byte stream, the answers are out of step (one per line)",
             expected=encode_response(no_entry(sentinel)),
             actual=lines[-1],
-            transcript=abp.transcript,
         )
 
 
