@@ -20,6 +20,7 @@ from collections.abc import Generator, Iterator
 
 import pytest
 
+from conformance.harness.timing import TIMEOUT
 from conformance.harness.wire import Transcript, WireProtocolError
 from conformance.judging.session import FRAMINGS, SERVICES, ServerSession, ServerTarget
 from conformance.judging.verdict import RequirementFailed
@@ -39,7 +40,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--abp-service", choices=SERVICES, default="abp")
     group.addoption("--abp-framing", choices=FRAMINGS, default="line")
-    group.addoption("--abp-timeout", type=float, default=5.0, metavar="S")
+    group.addoption("--abp-timeout", type=float, default=TIMEOUT, metavar="S")
     group.addoption("--abp-seed", type=int, default=0, metavar="N")
     group.addoption("--abp-fuzz-examples", type=int, default=50, metavar="N")
     group.addoption("--abp-idle-timeout", type=float, default=None, metavar="S")

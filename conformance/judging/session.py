@@ -150,6 +150,7 @@ class ServerSession:
             host,
             port,
             timeout=self.target.timeout,
+            transcript=self.transcript,
             legacy=legacy,
             counter=self.target.service == "counter",
             name=f"c{len(self._wires) + 1}",

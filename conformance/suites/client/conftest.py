@@ -145,6 +145,7 @@ def serve(transcript: Transcript) -> Iterator[Serve]:
                 port=port,
                 scenario=scenario,
                 book=book,
+                transcript=transcript,
             )
             return stack.enter_context(server)
 

@@ -144,7 +144,10 @@ class ArgvClient(ClientUnderTest):
         return render(self.template, host=host, port=port, op=op.op, name=op.name, entry=op.entry)
 
     def perform(self, host: str, port: int, ops: Sequence[Op], transcript: Transcript) -> Outcome:
-        runs = tuple(run_client(self.argv(host, port, op), deadline=self.deadline) for op in ops)
+        runs = tuple(
+            run_client(self.argv(host, port, op), deadline=self.deadline, transcript=transcript)
+            for op in ops
+        )
         return Outcome(self.contract, runs)
 
 
@@ -158,7 +161,9 @@ class MenuClient(ClientUnderTest):
         return self.run_script(host, port, menu_script(ops), transcript)
 
     def run_script(self, host: str, port: int, stdin: str, transcript: Transcript) -> Outcome:
-        run = run_client(self.argv(host, port), deadline=self.deadline, stdin=stdin)
+        run = run_client(
+            self.argv(host, port), deadline=self.deadline, stdin=stdin, transcript=transcript
+        )
         return Outcome(self.contract, (run,))
 
 

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 
+from conformance.harness.timing import LEGACY_QUIET, SETTLE
 from conformance.harness.wire import Record, Transcript
 from conformance.suites.client.listen import listen, peer_text
 from conformance.suites.client.observed import ConnectionLog, Received, Violation
@@ -47,9 +48,9 @@ from protocol import (
 
 #: The suite's legacy quiet period: bytes with no LF, followed by this much
 #: silence, are taken as a request (and an ABP-FRAME-2 violation).
-QUIET_PERIOD = 0.1
+QUIET_PERIOD = LEGACY_QUIET
 #: How often blocked threads look at the stop flag, in seconds.
-POLL = 0.05
+POLL = SETTLE
 
 
 class ScriptedServer:

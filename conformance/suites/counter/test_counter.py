@@ -17,6 +17,7 @@ import threading
 import pytest
 
 from conformance.harness.raw import RawConnection, Unterminated
+from conformance.harness.timing import SETTLE
 from conformance.harness.wire import WireClosed, WireError
 from conformance.judging.answers import content
 from conformance.judging.session import ServerSession
@@ -231,7 +232,7 @@ def test_lf_and_crlf_lines_get_one_lf_terminated_answer_each(abp: ServerSession)
         trickle = b"trickle\r\n"
         conn.trickle(trickle, [1] * len(trickle))
         numbers += lines(abp, "ABP-COUNTER-4", conn, 1)
-        return numbers, conn.quiet_for(0.05)
+        return numbers, conn.quiet_for(SETTLE)
 
     result: list[tuple[list[int], bytes]] = []
     abp.attempts(lambda: result.append(attempt()))

@@ -14,6 +14,7 @@ import time
 import pytest
 
 from conformance.harness.crowd import Member
+from conformance.harness.timing import CROWD_CONNECT, FLOOD, IDLE_GRACE, SETTLE, budget
 from conformance.judging.answers import ANY_OK, Expected, content, decode, wire_form
 from conformance.judging.session import ServerSession
 from conformance.judging.verdict import fail
@@ -283,7 +284,7 @@ def test_client_that_connects_and_sends_nothing_holds_up_nobody(abp: ServerSessi
     connects and sends nothing [...] MUST NOT delay the answers to other
     clients." """
     silent = abp.raw("ABP-CONN-5")
-    silent.quiet_for(0.02)  # connected, and the server had a moment to accept it
+    silent.quiet_for(SETTLE)  # connected, and the server had a moment to accept it
     expect_prompt_answer(abp, "a connected client that sends nothing")
     abp.probe()
 
@@ -311,7 +312,7 @@ def test_client_that_stops_reading_holds_up_nobody(abp: ServerSession) -> None:
     assert sock is not None
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     flood = encode_request(Find(name)) * 2500  # 10 MB of answers
-    hog.send_some(flood, min(1.0, abp.target.timeout))
+    hog.send_some(flood, budget(FLOOD, abp.target.timeout))
     expect_prompt_answer(abp, "a client that does not read its answers")
     hog.reset()
     abp.probe()
@@ -322,10 +323,10 @@ def test_many_stalled_clients_hold_up_nobody(abp: ServerSession) -> None:
     """ABP-CONN-5: "No client MUST be able to hold up another": twenty silent
     or half-line clients at once, and a lookup still goes through."""
     crowd = abp.crowd("s")
-    stalled = crowd.open(20, 0.5)
+    stalled = crowd.open(20, budget(CROWD_CONNECT, abp.target.timeout))
     for member in stalled[::2]:
         crowd.send(member, b"fnd:" + abp.name("half").encode()[:5])
-    crowd.exchange(0, 0.05)  # let the half lines leave
+    crowd.exchange(0, SETTLE)  # let the half lines leave
     expect_prompt_answer(abp, "twenty stalled clients")
     abp.probe()
 
@@ -360,7 +361,7 @@ def test_reset_with_answers_still_to_write_harms_nobody(abp: ServerSession) -> N
     """ABP-CONN-6: "... at any time": the client resets while the server still
     has answers to write to it (a write to a dead socket: EPIPE, SIGPIPE)."""
     rude = abp.raw("ABP-CONN-6")
-    rude.send_some(encode_request(Find(abp.name("gone"))) * 500, 0.5)
+    rude.send_some(encode_request(Find(abp.name("gone"))) * 500, budget(FLOOD, abp.target.timeout))
     rude.reset()
     rude2 = abp.raw("ABP-CONN-6")
     rude2.send(encode_request(Add(abp.name("gone"), "x")) * 20)
@@ -374,10 +375,10 @@ def test_burst_of_resets_harms_nobody(abp: ServerSession) -> None:
     time, MUST NOT harm the server": fifty connections reset at once, half of
     them right after connecting, half in the middle of a request."""
     crowd = abp.crowd("r")
-    members = crowd.open(50, 0.5)
+    members = crowd.open(50, budget(CROWD_CONNECT, abp.target.timeout))
     for member in members[::2]:
         crowd.send(member, b"fnd:" + abp.name("reset").encode())
-    crowd.exchange(0, 0.05)
+    crowd.exchange(0, SETTLE)
     for member in members:
         crowd.reset(member)
     abp.probe()
@@ -400,7 +401,7 @@ def test_idle_connection_is_closed_after_the_idle_timeout(abp: ServerSession) ->
         "ABP-CONN-7", Find(name), no_entry(name), "a request, then idle", conn=used, by="meaning"
     )
     never_used = abp.raw("ABP-CONN-7")
-    wait = idle + min(abp.target.timeout, 2.0)
+    wait = idle + budget(IDLE_GRACE, abp.target.timeout)
     for conn, what in ((used, "an idle connection"), (never_used, "a connection never used")):
         if not conn.is_closed(wait):
             fail(

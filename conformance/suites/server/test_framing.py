@@ -14,6 +14,7 @@ import random
 import pytest
 
 from conformance.harness.raw import RawConnection
+from conformance.harness.timing import SETTLE
 from conformance.harness.wire import WireError
 from conformance.judging.answers import ANY_OK, Expected
 from conformance.judging.session import ServerSession
@@ -82,7 +83,7 @@ def test_every_answer_is_exactly_one_lf_terminated_line(abp: ServerSession) -> N
         [want for _, want in cases],
         "one answer line per request, in order",
     )
-    extra = conn.quiet_for(0.05)
+    extra = conn.quiet_for(SETTLE)
     if extra:
         fail(
             "ABP-FRAME-1",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from conformance.harness.timing import UNSOLICITED, budget
 from conformance.judging.answers import ANY_OK
 from conformance.judging.session import ServerSession
 from conformance.judging.verdict import fail
@@ -35,7 +36,7 @@ def test_server_sends_nothing_before_the_first_request(abp: ServerSession) -> No
     """ABP-TRANSPORT-1: "... speak ABP/1 on each of them from the first byte":
     no banner or greeting precedes the first answer."""
     conn = abp.raw()
-    unsolicited = conn.quiet_for(min(0.2, abp.target.timeout))
+    unsolicited = conn.quiet_for(budget(UNSOLICITED, abp.target.timeout))
     if unsolicited and not unsolicited.startswith(b"ERROR: Server busy"):
         fail(
             "ABP-TRANSPORT-1",
