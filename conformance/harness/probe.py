@@ -27,7 +27,8 @@ from conformance.harness.lines import CLOSE, LF, SILENCE, TIMEOUT, Heard, LineBu
 from conformance.harness.timing import PROBE_QUIET
 from conformance.harness.timing import TIMEOUT as DEFAULT_TIMEOUT
 from conformance.harness.wire import Transcript, Wire, WireError
-from protocol import ABPError, ClientConnection, Find, decode_counter_reply, decode_response
+from protocol import ABPError, ClientConnection, Find
+from protocol.codec import decode_counter_reply, decode_response
 from protocol.escape import escape
 
 LINE, LEGACY = "line", "legacy"

@@ -38,13 +38,7 @@ from conformance.suites.client.scenarios import (
     Send,
     Shut,
 )
-from protocol import (
-    ConnectionClosed,
-    InvalidRequest,
-    Request,
-    ServerConnection,
-    ServerEvent,
-)
+from protocol import ConnectionClosed, InvalidRequest, Request, ServerConnection, ServerEvent
 
 #: The suite's legacy quiet period: bytes with no LF, followed by this much
 #: silence, are taken as a request (and an ABP-FRAME-2 violation).

@@ -22,15 +22,8 @@ from conformance.harness.wire import WireClosed, WireError
 from conformance.judging.answers import content
 from conformance.judging.session import ServerSession
 from conformance.judging.verdict import fail
-from protocol import (
-    MAX_REQUEST_LINE,
-    REQUEST_TOO_LONG,
-    CounterReply,
-    Error,
-    RemoteProtocolError,
-    decode_counter_reply,
-    encode_response,
-)
+from protocol import MAX_REQUEST_LINE, CounterReply, Error, RemoteProtocolError
+from protocol.codec import REQUEST_TOO_LONG, decode_counter_reply, encode_response
 
 WORDING = encode_response(CounterReply(7)).replace(b"7", b"N")
 TOO_LONG = encode_response(Error(REQUEST_TOO_LONG))

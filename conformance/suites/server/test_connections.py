@@ -18,23 +18,17 @@ from conformance.harness.timing import CROWD_CONNECT, FLOOD, IDLE_GRACE, SETTLE,
 from conformance.judging.answers import ANY_OK, Expected, content, decode, wire_form
 from conformance.judging.session import ServerSession
 from conformance.judging.verdict import fail
-from protocol import (
+from protocol import Add, Error, Find, Ok, Remove, Request, ServerBusy
+from protocol.codec import (
     INVALID_UTF8,
     MALFORMED_REQUEST,
-    SERVER_BUSY,
-    Add,
-    Error,
-    Find,
-    Ok,
-    Remove,
-    Request,
     encode_request,
     encode_response,
     no_entry,
     unrecognised,
 )
 
-BUSY = Error(SERVER_BUSY)
+BUSY = ServerBusy()
 CROWD = 200
 
 

@@ -17,7 +17,8 @@ from conformance.harness.process import ServerProcess, ServerStartError
 from conformance.judging.answers import ANY_OK, Expected, content
 from conformance.judging.session import ServerSession
 from conformance.judging.verdict import fail
-from protocol import Add, Find, Ok, Remove, encode_request, encode_response, no_entry
+from protocol import Add, Find, Ok, Remove
+from protocol.codec import encode_request, encode_response, no_entry
 
 WRITERS = 20
 

@@ -20,18 +20,8 @@ from conformance.judging.answers import ANY_OK, Expected
 from conformance.judging.session import ServerSession
 from conformance.judging.verdict import fail
 from conformance.suites.server.request_lines import crlf, unterminated
-from protocol import (
-    INVALID_UTF8,
-    MALFORMED_REQUEST,
-    Add,
-    Error,
-    Find,
-    Ok,
-    Remove,
-    encode_request,
-    no_entry,
-    unrecognised,
-)
+from protocol import Add, Error, Find, Ok, Remove
+from protocol.codec import INVALID_UTF8, MALFORMED_REQUEST, encode_request, no_entry, unrecognised
 
 MALFORMED = Error(MALFORMED_REQUEST)
 NOT_UTF8 = Error(INVALID_UTF8)

@@ -17,15 +17,11 @@ from conformance.judging.answers import ANY_OK, content
 from conformance.judging.session import ServerSession
 from conformance.judging.verdict import fail
 from conformance.suites.server.request_lines import crlf, unterminated
-from protocol import (
+from protocol import MAX_REQUEST_LINE, Add, Error, Find, Ok
+from protocol.codec import (
     INVALID_UTF8,
     MALFORMED_REQUEST,
-    MAX_REQUEST_LINE,
     REQUEST_TOO_LONG,
-    Add,
-    Error,
-    Find,
-    Ok,
     encode_request,
     encode_response,
     no_entry,

@@ -12,19 +12,8 @@ import pytest
 from conformance.judging.answers import ANY_OK, decode
 from conformance.judging.session import ServerSession
 from conformance.judging.verdict import fail
-from protocol import (
-    INVALID_UTF8,
-    MALFORMED_REQUEST,
-    MAX_REQUEST_LINE,
-    REQUEST_TOO_LONG,
-    Add,
-    Error,
-    Find,
-    Ok,
-    Remove,
-    no_entry,
-    unrecognised,
-)
+from protocol import MAX_REQUEST_LINE, Add, Error, Find, Ok, Remove
+from protocol.codec import INVALID_UTF8, MALFORMED_REQUEST, REQUEST_TOO_LONG, no_entry, unrecognised
 
 
 @pytest.mark.requirement("ABP-RESP-1")

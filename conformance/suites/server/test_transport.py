@@ -13,7 +13,8 @@ from conformance.harness.timing import UNSOLICITED, budget
 from conformance.judging.answers import ANY_OK
 from conformance.judging.session import ServerSession
 from conformance.judging.verdict import fail
-from protocol import Add, Find, Ok, no_entry
+from protocol import Add, Find, Ok
+from protocol.codec import no_entry
 
 
 @pytest.mark.requirement("ABP-TRANSPORT-1")
