@@ -21,7 +21,7 @@ from collections.abc import Generator, Iterator
 import pytest
 
 from conformance.harness.timing import TIMEOUT
-from conformance.harness.wire import Transcript, WireProtocolError
+from conformance.harness.wire import Transcript
 from conformance.judging.session import FRAMINGS, SERVICES, ServerSession, ServerTarget
 from conformance.judging.verdict import RequirementFailed
 from protocol import requirements
@@ -152,10 +152,7 @@ def failure_text(excinfo: pytest.ExceptionInfo[BaseException]) -> tuple[str, str
         return exc.render(), exc.requirement_id
     entry = excinfo.traceback[-1] if excinfo.traceback else None
     where = f" (at {entry.path}:{entry.lineno + 1})" if entry is not None else ""
-    text = excinfo.exconly().strip() + where
-    if isinstance(exc, WireProtocolError):
-        return text, exc.requirement
-    return text, None
+    return excinfo.exconly().strip() + where, None
 
 
 @pytest.hookimpl(wrapper=True)

@@ -1,9 +1,10 @@
 """The suite's side of the wire: blocking connections that keep a transcript.
 
-Every byte the suite sends or receives goes through a ``Wire`` so that a
-failure can show the conversation that led to it. Decoding is the protocol
-package's (``ClientConnection``); nothing here parses ABP text by hand.
-``Wire`` never blocks past its timeout: a silent server is a ``WireTimeout``.
+Every byte the suite sends or receives goes through a ``Wire`` (or a
+``Crowd``) so that a failure can show the conversation that led to it. A
+``Wire`` moves bytes only: lines are read by ``conformance.harness.lines``,
+answers decoded by the protocol package. It never blocks past its timeout: a
+silent server is a ``WireTimeout``.
 """
 
 from __future__ import annotations
@@ -15,21 +16,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from conformance.harness.timing import LEGACY_QUIET, TIMEOUT
-from protocol import (
-    ABPError,
-    ClientConnection,
-    ClientEvent,
-    ConnectionClosed,
-    CounterReply,
-    Error,
-    LegacyReply,
-    Ok,
-    Request,
-)
+from conformance.harness.timing import TIMEOUT
 from protocol.escape import escape
-
-Answer = Ok | Error | LegacyReply | CounterReply
 
 
 class WireError(Exception):
@@ -42,14 +30,6 @@ class WireTimeout(WireError, TimeoutError):
 
 class WireClosed(WireError):
     """The server closed the connection before the expected answer."""
-
-
-class WireProtocolError(WireError):
-    """The server sent bytes that are not a valid ABP/1 answer."""
-
-    def __init__(self, message: str, requirement: str) -> None:
-        super().__init__(message)
-        self.requirement = requirement
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,33 +92,22 @@ class Transcript:
 
 
 class Wire:
-    """One TCP connection to the server under test."""
-
-    _counter = 0
+    """One TCP connection to the implementation under test; every byte sent
+    and received, and every event, goes into the transcript."""
 
     def __init__(
         self,
         host: str,
         port: int,
         *,
+        name: str,
         timeout: float = TIMEOUT,
         transcript: Transcript | None = None,
-        legacy: bool = False,
-        counter: bool = False,
-        quiet_period: float = LEGACY_QUIET,
-        name: str | None = None,
     ) -> None:
-        Wire._counter += 1
-        self.name = name or f"c{Wire._counter}"
+        self.name = name
         self.host, self.port = host, port
         self.timeout = timeout
         self.transcript = transcript if transcript is not None else Transcript()
-        self.legacy = legacy
-        self.connection = ClientConnection(
-            legacy=legacy, counter=counter, quiet_period=quiet_period
-        )
-        self._pending: list[ClientEvent] = []
-        self.closed_by_peer = False
         self.sock: socket.socket | None = None
 
     # -- connection
@@ -186,7 +155,7 @@ class Wire:
             raise WireError("not connected")
         return self.sock
 
-    # -- sending
+    # -- bytes
     def send(self, data: bytes, note: str = "") -> None:
         """Raw bytes, exactly as given."""
         self.transcript.add(self.name, ">>", data, note)
@@ -196,13 +165,6 @@ class Wire:
             self.transcript.note(self.name, f"send failed: {exc}")
             raise WireClosed(f"send failed: {exc}") from None
 
-    def send_request(self, request: Request) -> None:
-        self.send(self.connection.send(request), repr(request))
-
-    def send_counter_line(self, line: bytes) -> None:
-        self.send(self.connection.send(line))
-
-    # -- receiving
     def recv_chunk(self, timeout: float | None = None) -> bytes:
         """One read: b"" at end of stream; WireTimeout if nothing arrives."""
         sock = self._sock
@@ -219,52 +181,3 @@ class Wire:
         else:
             self.transcript.note(self.name, "end of stream from server")
         return data
-
-    def read_answer(self, timeout: float | None = None) -> Answer:
-        """The next answer, decoded; raises WireTimeout / WireClosed / WireProtocolError."""
-        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
-        while True:
-            while self._pending:
-                event = self._pending.pop(0)
-                if isinstance(event, ConnectionClosed):
-                    self.closed_by_peer = True
-                    raise WireClosed("the server closed the connection before answering")
-                return event
-            if self.closed_by_peer:
-                raise WireClosed("the server closed the connection before answering")
-            now = time.monotonic()
-            # A violation that came in the same chunk as earlier answers is
-            # raised by the next call into the connection: make it now.
-            self._feed_expire()
-            if self._pending:
-                continue
-            if now >= deadline:
-                raise WireTimeout("no complete answer before the deadline")
-            wait = deadline - now
-            conn_deadline = self.connection.deadline()
-            if conn_deadline is not None:  # legacy: the quiet period ends an answer
-                wait = max(0.0, min(wait, conn_deadline - now))
-            try:
-                data = self.recv_chunk(wait)
-            except WireTimeout:
-                self._feed_expire()
-                continue
-            self._feed(data)
-
-    def _feed(self, data: bytes) -> None:
-        try:
-            self._pending.extend(self.connection.receive_data(data, time.monotonic()))
-        except ABPError as exc:
-            self.transcript.note(self.name, f"invalid answer: {exc}")
-            raise WireProtocolError(exc.message, exc.requirement) from None
-
-    def _feed_expire(self) -> None:
-        try:
-            self._pending.extend(self.connection.expire(time.monotonic()))
-        except ABPError as exc:
-            raise WireProtocolError(exc.message, exc.requirement) from None
-
-    def request(self, request: Request, timeout: float | None = None) -> Answer:
-        """Send one request and read its answer."""
-        self.send_request(request)
-        return self.read_answer(timeout)

@@ -11,25 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from protocol import Error, LegacyReply, Ok, RemoteProtocolError
-from protocol.codec import NO_ENTRY_FOR, decode_response, encode_response
-
-RawAnswer = Ok | Error | LegacyReply
+from protocol import Error, LegacyReply, Ok, RemoteProtocolError, Response
+from protocol.codec import NO_ENTRY_FOR, decode_response, encode_response, line_content
 
 
-def content(line: bytes) -> bytes:
-    """A line without its terminator (LF, and one CR before it)."""
-    if line.endswith(b"\n"):
-        line = line[:-1]
-        if line.endswith(b"\r"):
-            line = line[:-1]
-    return line
-
-
-def decode(line: bytes, *, legacy: bool = False) -> RawAnswer | None:
+def decode(line: bytes, *, legacy: bool = False) -> Response | None:
     """The answer a raw line holds, or None when it is not an ABP/1 answer."""
     try:
-        return decode_response(content(line), legacy=legacy)
+        return decode_response(line_content(line), legacy=legacy)
     except RemoteProtocolError:
         return None
 
@@ -76,7 +65,7 @@ def line_matches(expected: Expected, line: bytes) -> bool:
     answer; any ``OK`` form for ``ANY_OK``."""
     if isinstance(expected, AnyOk):
         return isinstance(decode(line), Ok)
-    return line.endswith(b"\n") and content(line) == content(encode_response(expected))
+    return line.endswith(b"\n") and line_content(line) == line_content(encode_response(expected))
 
 
 def same_meaning(expected: object, actual: object, stored: Collection[str] = ()) -> bool:

@@ -132,7 +132,7 @@ class ServerSession:
         ``requirement``. ``connect=False`` leaves connecting to the test
         (``conn.wire.connect()``), say from its own threads."""
         host, port = address or (self.target.host, self.target.port)
-        wire = self._wire(host, port, legacy=False)
+        wire = self._wire(host, port)
         self._wires.append(wire)
         conn = RawConnection(wire, stall=self.target.stall)
         if not connect:
@@ -145,14 +145,12 @@ class ServerSession:
         wire.timeout = self.target.timeout
         return conn
 
-    def _wire(self, host: str, port: int, *, legacy: bool) -> Wire:
+    def _wire(self, host: str, port: int) -> Wire:
         return Wire(
             host,
             port,
             timeout=self.target.timeout,
             transcript=self.transcript,
-            legacy=legacy,
-            counter=self.target.service == "counter",
             name=f"c{len(self._wires) + 1}",
         )
 

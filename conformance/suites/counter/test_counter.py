@@ -19,11 +19,10 @@ import pytest
 from conformance.harness.raw import RawConnection, Unterminated
 from conformance.harness.timing import SETTLE
 from conformance.harness.wire import WireClosed, WireError
-from conformance.judging.answers import content
 from conformance.judging.session import ServerSession
 from conformance.judging.verdict import fail
 from protocol import MAX_REQUEST_LINE, CounterReply, Error, RemoteProtocolError
-from protocol.codec import REQUEST_TOO_LONG, decode_counter_reply, encode_response
+from protocol.codec import REQUEST_TOO_LONG, decode_counter_reply, encode_response, line_content
 
 WORDING = encode_response(CounterReply(7)).replace(b"7", b"N")
 TOO_LONG = encode_response(Error(REQUEST_TOO_LONG))
@@ -32,7 +31,7 @@ TOO_LONG = encode_response(Error(REQUEST_TOO_LONG))
 def number_of(abp: ServerSession, requirement: str, answer: bytes) -> int:
     """N of one answer; any other text fails ``requirement``."""
     try:
-        return decode_counter_reply(content(answer)).number
+        return decode_counter_reply(line_content(answer)).number
     except RemoteProtocolError:
         fail(
             requirement,
@@ -184,7 +183,7 @@ def test_concurrent_connections_get_distinct_numbers(abp: ServerSession) -> None
             conn.wire.connect()
             conn.send(b"concurrent" if abp.target.legacy else b"concurrent\n")
             answer = conn.read_legacy() if abp.target.legacy else conn.read_line()
-            numbers[i] = decode_counter_reply(content(answer)).number
+            numbers[i] = decode_counter_reply(line_content(answer)).number
         except (WireError, RemoteProtocolError) as exc:
             errors.append(f"{conn.name}: {exc}")
         finally:
@@ -282,7 +281,7 @@ def test_line_over_4096_bytes_is_refused(abp: ServerSession) -> None:
     with contextlib.suppress(WireClosed):
         conn.send(b"y" * (MAX_REQUEST_LINE + 1) + b"\nnext\n")
     first = abp.read_lines("ABP-COUNTER-4", conn, 1, "an over-long line")[0]
-    if content(first) != content(TOO_LONG):
+    if line_content(first) != line_content(TOO_LONG):
         fail(
             "ABP-COUNTER-4",
             "a line over 4096 bytes must be answered `ERROR: Request too long`",

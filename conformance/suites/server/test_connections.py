@@ -15,7 +15,7 @@ import pytest
 
 from conformance.harness.crowd import Member
 from conformance.harness.timing import CROWD_CONNECT, FLOOD, IDLE_GRACE, SETTLE, budget
-from conformance.judging.answers import ANY_OK, Expected, content, decode, wire_form
+from conformance.judging.answers import ANY_OK, Expected, decode, wire_form
 from conformance.judging.session import ServerSession
 from conformance.judging.verdict import fail
 from protocol import Add, Error, Find, Ok, Remove, Request, ServerBusy
@@ -24,6 +24,7 @@ from protocol.codec import (
     MALFORMED_REQUEST,
     encode_request,
     encode_response,
+    line_content,
     no_entry,
     unrecognised,
 )
@@ -174,7 +175,7 @@ def test_error_answers_do_not_close_the_connection(abp: ServerSession) -> None:
 def judge_busy(abp: ServerSession, member: Member) -> None:
     """ABP-CONN-8: a refusal is exactly `ERROR: Server busy`, then a close."""
     lines = member.lines()
-    if len(lines) != 1 or content(lines[0]) != content(encode_response(BUSY)):
+    if len(lines) != 1 or line_content(lines[0]) != line_content(encode_response(BUSY)):
         fail(
             "ABP-CONN-8",
             f"connection {member.name} was refused with something else than one busy line",

@@ -14,11 +14,11 @@ from contextlib import contextmanager
 import pytest
 
 from conformance.harness.process import ServerProcess, ServerStartError
-from conformance.judging.answers import ANY_OK, Expected, content
+from conformance.judging.answers import ANY_OK, Expected
 from conformance.judging.session import ServerSession
 from conformance.judging.verdict import fail
 from protocol import Add, Find, Ok, Remove
-from protocol.codec import encode_request, encode_response, no_entry
+from protocol.codec import encode_request, encode_response, line_content, no_entry
 
 WRITERS = 20
 
@@ -154,7 +154,9 @@ def concurrent_writers(
     crowd.exchange(per_writer, abp.target.timeout)
     for writer in writers:
         lines = writer.lines() if not abp.target.legacy else [bytes(writer.received)]
-        if len(lines) < per_writer or any(not content(line).startswith(b"OK") for line in lines):
+        if len(lines) < per_writer or any(
+            not line_content(line).startswith(b"OK") for line in lines
+        ):
             fail(
                 "ABP-DUR-3",
                 f"writer {writer.name} did not get {per_writer} OK answers",

@@ -13,7 +13,7 @@ import pytest
 
 from conformance.harness.raw import RawConnection, Unterminated
 from conformance.harness.wire import WireClosed, WireError
-from conformance.judging.answers import ANY_OK, content
+from conformance.judging.answers import ANY_OK
 from conformance.judging.session import ServerSession
 from conformance.judging.verdict import fail
 from conformance.suites.server.request_lines import crlf, unterminated
@@ -24,6 +24,7 @@ from protocol.codec import (
     REQUEST_TOO_LONG,
     encode_request,
     encode_response,
+    line_content,
     no_entry,
 )
 
@@ -132,7 +133,7 @@ def check_usable_or_closed(abp: ServerSession, conn: RawConnection, sentinel: st
             "ABP-FRAME-11",
             f"after `Request too long` the connection neither closed nor answered ({exc})",
         )
-    if content(line) != content(no_entry_line(sentinel)):
+    if line_content(line) != line_content(no_entry_line(sentinel)):
         fail(
             "ABP-FRAME-11",
             "kept open after `Request too long`, but the next request was not answered "

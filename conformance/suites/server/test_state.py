@@ -14,7 +14,7 @@ from hypothesis import assume, given
 from hypothesis.stateful import run_state_machine_as_test
 
 from conformance.harness.raw import RawConnection
-from conformance.judging.answers import ANY_OK, content, decode
+from conformance.judging.answers import ANY_OK, decode
 from conformance.judging.fuzz import (
     allowed_refusals,
     expected_refusal,
@@ -28,7 +28,7 @@ from conformance.judging.session import ServerSession
 from conformance.judging.stateful import book_machine
 from conformance.judging.verdict import fail
 from protocol import MAX_REQUEST_LINE, Add, Find, InvalidRequest, Ok
-from protocol.codec import encode_request, encode_response, no_entry
+from protocol.codec import encode_request, encode_response, line_content, no_entry
 from protocol.strategies import byte_streams, entries, malformed_lines, names
 
 
@@ -83,7 +83,7 @@ def test_malformed_lines_get_the_standard_error_and_keep_the_connection(
     @given(line=malformed_lines())
     def malformed(line: bytes) -> None:
         refusal = expected_refusal(line)
-        request = content(line)
+        request = line_content(line)
         assume(refusal is not None)
         assume(request or not abp.target.legacy)  # no empty request without a terminator
         assert refusal is not None
@@ -135,7 +135,7 @@ def check_stream_answers(
                 expected=want,
                 actual=line,
             )
-    if content(lines[-1]) != content(encode_response(no_entry(sentinel))):
+    if line_content(lines[-1]) != line_content(encode_response(no_entry(sentinel))):
         fail(
             "ABP-FRAME-1",
             "after a random byte stream, the answers are out of step (one per line)",
@@ -154,7 +154,9 @@ def test_random_byte_streams_are_answered_one_line_per_line(abp: ServerSession) 
     @given(data=byte_streams())
     def stream(data: bytes) -> None:
         data += b"\n"
-        assume(all(len(content(line + b"\n")) <= MAX_REQUEST_LINE for line in data.split(b"\n")))
+        assume(
+            all(len(line_content(line + b"\n")) <= MAX_REQUEST_LINE for line in data.split(b"\n"))
+        )
         fresh_example(abp)
         sentinel = abp.name("after")
         conn = abp.raw("ABP-FRAME-1")
