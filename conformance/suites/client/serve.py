@@ -22,15 +22,16 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 from types import FrameType
-from typing import NoReturn, TextIO
+from typing import TextIO
 
 from conformance.harness.wire import Transcript
 from conformance.suites.client.scenarios import SCENARIOS, Book
 from conformance.suites.client.scripted import ScriptedServer
 from protocol import DEFAULT_HOST, DEFAULT_PORT, requirements
 from protocol.address import format_address, parse_address
+from protocol.program import EXIT_OK, EXIT_USAGE, ProgramParser, positive_float
 
-EXIT_OK, EXIT_VIOLATION, EXIT_USAGE = 0, 1, 2
+EXIT_VIOLATION = 1
 PROG = "conformance serve"
 
 EPILOG = """\
@@ -44,13 +45,8 @@ example:
 """
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = ProgramParser(
         prog=PROG,
         description="A scripted ABP/1 server for trying a client by hand: it validates and "
         "logs every request, answers by the spec or by a scenario, and prints the verdict "
@@ -80,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--duration",
-        type=float,
+        type=positive_float,
         metavar="S",
         help="stop by itself after S seconds (default: run until Ctrl-C)",
     )
