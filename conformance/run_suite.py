@@ -31,6 +31,7 @@ import pytest
 
 from conformance.harness import probe as framing
 from conformance.harness.process import ServerProcess, ServerStartError, reference_server_command
+from conformance.harness.timing import TIMEOUT, budget
 from conformance.harness.wire import WireError
 from conformance.plugin import selects
 from conformance.reports import EXIT_INTERNAL, EXIT_USAGE, ResultCollector, RunResult
@@ -70,7 +71,7 @@ class RunOptions:
     workers: int = 1
     requirements: list[str] = field(default_factory=list)
     keyword: str | None = None
-    timeout: float = 5.0
+    timeout: float = TIMEOUT
     seed: int = 0
     fuzz_examples: int | None = None
     idle_timeout: float | None = None
@@ -183,7 +184,7 @@ def server_under_test(
             host, port = parse_address(options.server)
         except ValueError as exc:
             raise UsageProblem(f"--server: {exc}") from None
-        _reachable(host, port, min(options.timeout, 5.0))
+        _reachable(host, port, budget(TIMEOUT, options.timeout))
         yield host, port, None, None
         return
     if options.server_cmd is not None:

@@ -24,6 +24,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+from conformance.harness.timing import CONNECT_ATTEMPT, POLL, PROCESS_EXIT, PROCESS_READY
+
 LOOPBACK = "127.0.0.1"
 
 
@@ -55,7 +57,7 @@ def free_port(host: str = LOOPBACK) -> int:
         return int(sock.getsockname()[1])
 
 
-def accepts_connections(host: str, port: int, timeout: float = 0.2) -> bool:
+def accepts_connections(host: str, port: int, timeout: float = CONNECT_ATTEMPT) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout):
             return True
@@ -63,7 +65,7 @@ def accepts_connections(host: str, port: int, timeout: float = 0.2) -> bool:
         return False
 
 
-def wait_until(condition: object, timeout: float, interval: float = 0.01) -> bool:
+def wait_until(condition: object, timeout: float, interval: float = POLL) -> bool:
     """Poll ``condition()`` until it is true or ``timeout`` seconds pass."""
     assert callable(condition)
     deadline = time.monotonic() + timeout
@@ -98,7 +100,7 @@ class ServerProcess:
         port: int | None = None,
         env: Mapping[str, str] | None = None,
         cwd: str | Path | None = None,
-        ready_timeout: float = 10.0,
+        ready_timeout: float = PROCESS_READY,
         tmpdir: str | Path | None = None,
     ) -> None:
         self.template = template
@@ -172,13 +174,13 @@ class ServerProcess:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def stop(self, timeout: float = 5.0) -> int | None:
+    def stop(self, timeout: float = PROCESS_EXIT) -> int | None:
         """SIGTERM, then SIGKILL after ``timeout``; returns the exit status."""
         return self._signal(signal.SIGTERM, timeout)
 
     def kill(self) -> int | None:
         """SIGKILL: the crash the durability requirements speak of (ABP-DUR-2)."""
-        return self._signal(signal.SIGKILL, 5.0)
+        return self._signal(signal.SIGKILL, PROCESS_EXIT)
 
     def restart(self) -> ServerProcess:
         self.stop()
@@ -196,7 +198,7 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(process.pid, signal.SIGKILL)
-                process.wait(5.0)
+                process.wait(PROCESS_EXIT)
         # the server's own children, if it was a shell or a wrapper
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, signal.SIGKILL)

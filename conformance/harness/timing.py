@@ -16,6 +16,18 @@ from __future__ import annotations
 #: Default ``--timeout``: the longest any single wait for an answer may take.
 TIMEOUT = 5.0
 
+# -- processes (the suite's own, not the server's speed: never scaled)
+#: How long a started server may take to accept connections (an interpreter
+#: importing its modules on a busy machine).
+PROCESS_READY = 10.0
+#: How long a process may take to exit after SIGTERM (or SIGKILL) before the
+#: next step; also the bound on joining the suite's own threads.
+PROCESS_EXIT = 5.0
+#: One connect attempt while waiting for a process to listen.
+CONNECT_ATTEMPT = 0.2
+#: How often a wait on a condition looks again.
+POLL = 0.01
+
 # -- loopback facts (never scaled)
 #: A legacy answer (no LF) is over after this much silence: one answer is one
 #: ``send()``, whose bytes arrive together on loopback; the protocol's own

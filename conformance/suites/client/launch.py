@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO
 
+from conformance.harness.timing import PROCESS_EXIT
 from conformance.harness.wire import Transcript
 
 #: What Python prints first when a program dies of an uncaught exception.
@@ -142,7 +143,7 @@ def run_client(
         finally:
             _kill_group(process)  # at the deadline, and any stray child left behind
             with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(5.0)
+                process.wait(PROCESS_EXIT)
         duration = time.monotonic() - started
         out.seek(0)
         err.seek(0)
@@ -201,7 +202,7 @@ class LiveProcess:
         finally:
             _kill_group(self.process)
             with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(5.0)
+                self.process.wait(PROCESS_EXIT)
         self._out.seek(0)
         self._err.seek(0)
         run = ClientRun(
@@ -220,7 +221,7 @@ class LiveProcess:
     def kill(self) -> None:
         _kill_group(self.process)
         with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(5.0)
+            self.process.wait(PROCESS_EXIT)
         for stream in (self.process.stdin, self._out, self._err):
             if stream is not None:
                 with contextlib.suppress(OSError):

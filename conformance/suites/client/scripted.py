@@ -24,7 +24,8 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 
-from conformance.harness.timing import LEGACY_QUIET, SETTLE
+from conformance.harness.timing import LEGACY_QUIET, PROCESS_EXIT, SETTLE
+from conformance.harness.timing import POLL as TICK
 from conformance.harness.wire import Record, Transcript
 from conformance.suites.client.listen import listen, peer_text
 from conformance.suites.client.observed import ConnectionLog, Received, Violation
@@ -128,7 +129,7 @@ class ScriptedServer:
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
         for thread in list(self._threads):
-            thread.join(timeout=5.0)
+            thread.join(timeout=PROCESS_EXIT)
         for sock in (*self._listeners, self._wake_r, self._wake_w):
             with contextlib.suppress(OSError):
                 sock.close()
@@ -173,7 +174,7 @@ class ScriptedServer:
         while time.monotonic() < deadline:
             if all(log.ended is not None for log in self.connections):
                 return True
-            self._stopping.wait(0.01)
+            self._stopping.wait(TICK)
         return all(log.ended is not None for log in self.connections)
 
     # ------------------------------------------------------------ internals
