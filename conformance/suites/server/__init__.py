@@ -2,7 +2,8 @@
 
 Every test names the requirement(s) it checks with
 ``@pytest.mark.requirement(...)``, quotes the MUST in its docstring, and
-reports a failure with ``conformance.judging.verdict.fail`` (the requirement's text,
-expected and actual bytes, and the wire transcript). Tests share one live
-server: each uses its own names and never assumes an empty book.
+reports a failure through the ``abp`` session or ``conformance.judging.verdict.fail``
+(the requirement's text, expected and actual bytes; the plugin adds the wire
+transcript). Tests share one live server: each uses its own names and never
+assumes an empty book.
 """

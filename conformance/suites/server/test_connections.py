@@ -3,7 +3,7 @@
 Many requests per connection, pipelining, errors that keep the connection
 open, 200 clients at once, and the clients that must not hold anybody up:
 silent, half a line, never reading, resetting. A server that serves one
-client at a time fails here within ``HOLDUP_BOUND`` seconds, not a timeout.
+client at a time fails here within ``abp.target.holdup_bound`` seconds, not a timeout.
 """
 
 from __future__ import annotations

@@ -3,9 +3,9 @@
 ``COMMAND ":" ARGUMENT`` split at the first colon; ``add:NAME,ENTRY`` split
 at the first comma; names compared exactly; lowercase commands; the standard
 errors for lines with no colon, empty names and unknown commands. Every
-request goes out in the framing the server handles (``abp.expect`` /
-``abp.expect_line``), so a tutorial-style server is judged on its semantics
-here, not on its framing.
+request goes out in the framing the server handles (``abp.expect``, with a
+message or a raw line) and is judged ``by="meaning"``, so a tutorial-style
+server is judged on its semantics here, not on its framing.
 """
 
 from __future__ import annotations
