@@ -20,7 +20,7 @@ server handles, or a raw request line (bytes, no terminator) for requests the
 protocol refuses to build. ``by`` says how an answer is compared: ``"bytes"``
 for the tests of the form of answers (sections 2, 4, 7), ``"meaning"`` for
 the others, so that a server answering in free text like the tutorial's still
-gets its semantics judged (``conformance.judging.answers.same_meaning``).
+gets its semantics judged (``same_meaning``).
 Every wait that fails (silence, a close, an answer with no LF) becomes a
 ``RequirementFailed``; the plugin attaches the transcript to every failure.
 """
@@ -32,7 +32,7 @@ import itertools
 import os
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, NoReturn
 
@@ -44,22 +44,96 @@ from conformance.harness.process import ServerProcess, ServerStartError
 from conformance.harness.raw import Inconclusive, RawConnection, Unterminated
 from conformance.harness.timing import HOLDUP, STALL, STALL_LEGACY, TIMEOUT, budget
 from conformance.harness.wire import Transcript, Wire, WireClosed, WireError, WireTimeout
-from conformance.judging.answers import (
-    Expected,
-    decode,
-    form_requirement,
-    line_matches,
-    same_meaning,
-    wire_form,
-)
 from conformance.judging.verdict import fail
-from protocol import Add, ClientConnection, Find, LegacyReply, Request
+from protocol import (
+    Add,
+    ClientConnection,
+    Error,
+    Find,
+    LegacyReply,
+    Ok,
+    RemoteProtocolError,
+    Request,
+    Response,
+)
 from protocol.address import format_address
+from protocol.codec import NO_ENTRY_FOR, decode_response, encode_response, line_content
 
 FRAMINGS = ("line", "legacy")
 SERVICES = ("abp", "counter")
 #: How an answer is compared with the expected one (see the module docstring).
 By = Literal["bytes", "meaning"]
+
+
+# -- answers: what a line says, and whether it is the one a test expects
+def decode(line: bytes, *, legacy: bool = False) -> Response | None:
+    """The answer a raw line holds, or None when it is not an ABP/1 answer."""
+    try:
+        return decode_response(line_content(line), legacy=legacy)
+    except RemoteProtocolError:
+        return None
+
+
+class AnyOk:
+    """Expected answer ``OK`` or ``OK: TEXT`` (ABP-RESP-1): add and rem."""
+
+    def __repr__(self) -> str:
+        return "OK or OK: TEXT"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Ok | AnyOk)
+
+    def __hash__(self) -> int:
+        return hash(AnyOk)
+
+
+ANY_OK = AnyOk()
+Expected = Ok | Error | AnyOk
+
+
+def wire_form(answer: object) -> object:
+    """How an answer is shown in a failure: its bytes on the wire when it has them."""
+    if isinstance(answer, Ok | Error):
+        return encode_response(answer)
+    if isinstance(answer, LegacyReply):
+        return answer.text.encode("utf-8", "surrogateescape")
+    return answer
+
+
+def form_requirement(expected: object) -> str:
+    """The section-4 requirement that fixes the form of an expected answer."""
+    if isinstance(expected, AnyOk):
+        return "ABP-RESP-1"
+    if isinstance(expected, Ok):
+        return "ABP-RESP-2"
+    if isinstance(expected, Error) and expected.text.startswith(NO_ENTRY_FOR):
+        return "ABP-RESP-4"
+    return "ABP-RESP-3"
+
+
+def line_matches(expected: Expected, line: bytes) -> bool:
+    """A raw answer line against its expected answer: exact bytes for a given
+    answer; any ``OK`` form for ``ANY_OK``."""
+    if isinstance(expected, AnyOk):
+        return isinstance(decode(line), Ok)
+    return line.endswith(b"\n") and line_content(line) == line_content(encode_response(expected))
+
+
+def same_meaning(expected: object, actual: object, stored: Collection[str] = ()) -> bool:
+    """Whether ``actual`` says what ``expected`` says, its form aside: the
+    entry found (as ``OK: ENTRY`` or as the bare text, as the tutorial's
+    server answers), a success, or "no entry" (any error, or free text
+    that is none of the ``stored`` entries). Malformed-request and unknown-
+    command errors have no other form: they never match loosely."""
+    if isinstance(expected, AnyOk):
+        return isinstance(actual, Ok | LegacyReply)
+    if isinstance(expected, Ok):
+        return isinstance(actual, Ok | LegacyReply) and actual.text == expected.text
+    if isinstance(expected, Error) and expected.text.startswith(NO_ENTRY_FOR):
+        if isinstance(actual, LegacyReply):
+            return actual.text not in stored
+        return isinstance(actual, Error)
+    return False
 
 
 @dataclass(frozen=True)

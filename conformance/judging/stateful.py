@@ -13,9 +13,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
 from conformance.harness.raw import RawConnection
-from conformance.judging.answers import ANY_OK, Expected
 from conformance.judging.fuzz import fresh_example
-from conformance.judging.session import ServerSession
+from conformance.judging.session import ANY_OK, Expected, ServerSession
 from protocol import Add, Find, Ok, Remove, Request
 from protocol.codec import encode_request, no_entry
 from protocol.strategies import entries, names

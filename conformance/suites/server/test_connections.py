@@ -15,8 +15,7 @@ import pytest
 
 from conformance.harness.crowd import Member
 from conformance.harness.timing import CROWD_CONNECT, FLOOD, IDLE_GRACE, SETTLE, budget
-from conformance.judging.answers import ANY_OK, Expected, decode, wire_form
-from conformance.judging.session import ServerSession
+from conformance.judging.session import ANY_OK, Expected, ServerSession, decode, wire_form
 from conformance.judging.verdict import fail
 from protocol import Add, Error, Find, Ok, Remove, Request, ServerBusy
 from protocol.codec import (

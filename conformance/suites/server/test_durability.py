@@ -14,8 +14,7 @@ from contextlib import contextmanager
 import pytest
 
 from conformance.harness.process import ServerProcess, ServerStartError
-from conformance.judging.answers import ANY_OK, Expected
-from conformance.judging.session import ServerSession
+from conformance.judging.session import ANY_OK, Expected, ServerSession
 from conformance.judging.verdict import fail
 from protocol import Add, Find, Ok, Remove
 from protocol.codec import encode_request, encode_response, line_content, no_entry

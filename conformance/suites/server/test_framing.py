@@ -16,8 +16,7 @@ import pytest
 from conformance.harness.raw import RawConnection
 from conformance.harness.timing import SETTLE
 from conformance.harness.wire import WireError
-from conformance.judging.answers import ANY_OK, Expected
-from conformance.judging.session import ServerSession
+from conformance.judging.session import ANY_OK, Expected, ServerSession
 from conformance.judging.verdict import fail
 from conformance.suites.server.request_lines import crlf, unterminated
 from protocol import Add, Error, Find, Ok, Remove

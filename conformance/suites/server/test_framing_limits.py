@@ -13,8 +13,7 @@ import pytest
 
 from conformance.harness.raw import RawConnection, Unterminated
 from conformance.harness.wire import WireClosed, WireError
-from conformance.judging.answers import ANY_OK
-from conformance.judging.session import ServerSession
+from conformance.judging.session import ANY_OK, ServerSession
 from conformance.judging.verdict import fail
 from conformance.suites.server.request_lines import crlf, unterminated
 from protocol import MAX_REQUEST_LINE, Add, Error, Find, Ok

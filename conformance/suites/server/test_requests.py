@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.judging.answers import ANY_OK
-from conformance.judging.session import ServerSession
+from conformance.judging.session import ANY_OK, ServerSession
 from protocol import Add, Error, Find, Ok, Remove
 from protocol.codec import MALFORMED_REQUEST, no_entry, unrecognised
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.judging.answers import ANY_OK, decode
-from conformance.judging.session import ServerSession
+from conformance.judging.session import ANY_OK, ServerSession, decode
 from conformance.judging.verdict import fail
 from protocol import MAX_REQUEST_LINE, Add, Error, Find, Ok, Remove
 from protocol.codec import INVALID_UTF8, MALFORMED_REQUEST, REQUEST_TOO_LONG, no_entry, unrecognised

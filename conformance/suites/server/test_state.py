@@ -14,7 +14,6 @@ from hypothesis import assume, given
 from hypothesis.stateful import run_state_machine_as_test
 
 from conformance.harness.raw import RawConnection
-from conformance.judging.answers import ANY_OK, decode
 from conformance.judging.fuzz import (
     allowed_refusals,
     expected_refusal,
@@ -24,7 +23,7 @@ from conformance.judging.fuzz import (
     run_seeded,
     seeded,
 )
-from conformance.judging.session import ServerSession
+from conformance.judging.session import ANY_OK, ServerSession, decode
 from conformance.judging.stateful import book_machine
 from conformance.judging.verdict import fail
 from protocol import MAX_REQUEST_LINE, Add, Find, InvalidRequest, Ok

@@ -10,8 +10,7 @@ from __future__ import annotations
 import pytest
 
 from conformance.harness.timing import UNSOLICITED, budget
-from conformance.judging.answers import ANY_OK
-from conformance.judging.session import ServerSession
+from conformance.judging.session import ANY_OK, ServerSession
 from conformance.judging.verdict import fail
 from protocol import Add, Find, Ok
 from protocol.codec import no_entry
