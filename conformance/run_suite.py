@@ -31,7 +31,7 @@ import pytest
 
 from conformance.harness import probe as framing
 from conformance.harness.process import ServerProcess, ServerStartError, reference_server_command
-from conformance.harness.timing import TIMEOUT, budget
+from conformance.harness.timing import EMBEDDED_IDLE_TIMEOUT, TIMEOUT, budget
 from conformance.harness.wire import WireError
 from conformance.plugin import selects
 from conformance.reports import EXIT_INTERNAL, EXIT_USAGE, ResultCollector, RunResult
@@ -47,7 +47,6 @@ SUITES = {
 PYTEST_INI = Path(__file__).with_name("pytest.ini")
 NO_AUTOLOAD = "PYTEST_DISABLE_PLUGIN_AUTOLOAD"
 HYPOTHESIS_DIR = "HYPOTHESIS_STORAGE_DIRECTORY"
-EMBEDDED_IDLE_TIMEOUT = 1.0
 
 
 class UsageProblem(Exception):

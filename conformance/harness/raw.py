@@ -17,7 +17,13 @@ import time
 from collections.abc import Sequence
 
 from conformance.harness.lines import CLOSE, LF, TIMEOUT, LineBuffer
-from conformance.harness.timing import LEGACY_QUIET, SEND_SLICE, STALL, TRICKLE_MARGIN
+from conformance.harness.timing import (
+    LEGACY_QUIET,
+    SEND_SLICE,
+    STALL,
+    TRICKLE_LISTEN,
+    TRICKLE_MARGIN,
+)
 from conformance.harness.wire import Wire, WireClosed, WireError, WireTimeout
 
 
@@ -73,7 +79,7 @@ class RawConnection:
         self.wire.transcript.add(self.name, ">>", data[:sent], f"{sent} of {len(data)} bytes")
         return sent
 
-    def trickle(self, data: bytes, sizes: Sequence[int], listen: float = 0.002) -> bytes:
+    def trickle(self, data: bytes, sizes: Sequence[int], listen: float = TRICKLE_LISTEN) -> bytes:
         """Send ``data`` in pieces of ``sizes`` bytes, listening ``listen``
         seconds after each; returns what arrived before the last piece left
         (an answer to a request not yet complete, when the pieces hold no LF).

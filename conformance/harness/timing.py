@@ -36,6 +36,9 @@ LEGACY_QUIET = 0.1
 #: The longest pause between the pieces of a split request that still makes
 #: them one request: half the protocol's quiet period (ABP-FRAME-6).
 TRICKLE_MARGIN = 0.05
+#: The glance after each piece of a split request for an early answer: short,
+#: so that the pieces stay well within ``TRICKLE_MARGIN`` of each other.
+TRICKLE_LISTEN = 0.002
 #: A short listen for bytes already in flight (a check that nothing more was
 #: sent, or a moment for queued bytes to leave): loopback delivers in well
 #: under a millisecond, so this is margin for a busy machine.
@@ -46,6 +49,10 @@ SEND_SLICE = 0.05
 #: The framing probe's silence after a first byte: an answer with no LF is
 #: over (generous: the probe runs once, before the tests).
 PROBE_QUIET = 0.5
+
+#: The idle timeout given to the embedded reference server (``conformance run``
+#: with no target), so that its idle-timeout test (ABP-CONN-8) takes a second.
+EMBEDDED_IDLE_TIMEOUT = 1.0
 
 # -- budgets (each used as ``budget(VALUE, timeout)``)
 #: How long part of an answer may sit without its LF before it counts as
