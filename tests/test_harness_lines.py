@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from conformance.harness.lines import (
+    BUFFER_CAP,
     CLOSE,
     LF,
     LINE_CAP,
@@ -128,3 +129,31 @@ def test_more_than_the_cap_with_no_lf_fails_showing_the_first_bytes(
 def test_split_lines_keeps_the_tail() -> None:
     assert split_lines(b"a\nb\r\nc") == ([b"a\n", b"b\r\n"], b"c")
     assert split_lines(b"") == ([], b"")
+
+
+def test_what_is_buffered_unread_is_capped_too(pair: tuple[socket.socket, socket.socket]) -> None:
+    """Complete lines nobody takes (a read to the end of the stream) stop at
+    ``BUFFER_CAP``."""
+    ours, peer = pair
+    flood = b"OK\n" * (BUFFER_CAP // 3 + 1000)
+
+    def send() -> None:
+        with contextlib.suppress(OSError):
+            peer.sendall(flood)
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    lines = reader(ours)
+
+    def fill_for(seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            lines.fill(deadline - time.monotonic())
+
+    try:
+        with pytest.raises(LineOverflow, match="buffered unread"):
+            fill_for(WAIT)
+    finally:
+        ours.close()
+        sender.join(WAIT)
+    assert len(lines.buffer) > BUFFER_CAP

@@ -20,17 +20,20 @@ from protocol.escape import escape
 #: Bytes a read may buffer with no LF: a few times the longest answer the
 #: suite provokes (an entry fills at most a 4096-byte request line).
 LINE_CAP = 4 * 8192
+#: Bytes buffered in all (complete lines not yet handed out, or what a read
+#: to the end of the stream holds): the whole of a flood test's answers.
+BUFFER_CAP = 1 << 20
 
 LF, CLOSE, SILENCE, TIMEOUT = "lf", "close", "silence", "timeout"
+NO_LF = f"with no LF (the cap is {LINE_CAP})"
+UNREAD = f"buffered unread (the cap is {BUFFER_CAP})"
 
 
 class LineOverflow(Exception):
-    """More than ``LINE_CAP`` bytes arrived with no LF."""
+    """More than ``LINE_CAP`` bytes arrived with no LF (or ``BUFFER_CAP`` in all)."""
 
-    def __init__(self, data: bytes, count: int) -> None:
-        super().__init__(
-            f'{count} bytes with no LF (the cap is {LINE_CAP}): "{escape(data[:60])}"...'
-        )
+    def __init__(self, data: bytes, count: int, what: str = NO_LF) -> None:
+        super().__init__(f'{count} bytes {what}: "{escape(data[:60])}"...')
         self.partial = data
         self.count = count
 
@@ -72,6 +75,8 @@ class LineBuffer:
             self.eof = True
             return False
         self.buffer += chunk
+        if len(self.buffer) > BUFFER_CAP:
+            raise LineOverflow(bytes(self.buffer[:60]), len(self.buffer), UNREAD)
         return True
 
     def take(self, count: int | None = None) -> bytes:
