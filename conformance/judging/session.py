@@ -17,10 +17,12 @@
 
 A request is a protocol message (``Find(name)``), sent in the framing the
 server handles, or a raw request line (bytes, no terminator) for requests the
-protocol refuses to build. ``by`` says how an answer is compared: ``"bytes"``
-for the tests of the form of answers (sections 2, 4, 7), ``"meaning"`` for
-the others, so that a server answering in free text like the tutorial's still
-gets its semantics judged (``same_meaning``).
+protocol refuses to build. An expected answer is an ``Ok``, an ``Error``
+(``no_entry(name)``...) or ``ANY_OK`` (``OK`` or ``OK: TEXT``). ``by`` says
+how an answer is compared: ``"bytes"`` for the tests of the form of answers
+(sections 2, 4, 7), ``"meaning"`` for the others, so that a server answering
+in free text like the tutorial's still gets its semantics judged
+(``same_meaning``).
 Every wait that fails (silence, a close, an answer with no LF) becomes a
 ``RequirementFailed``; the plugin attaches the transcript to every failure.
 """
