@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from conformance.process import ServerProcess, reference_server_command
+from conformance.harness.process import ServerProcess, reference_server_command
 
 ROUND = 100  # exchanges per connection before switching to the other
 

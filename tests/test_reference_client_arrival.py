@@ -19,7 +19,7 @@ import pytest
 from client_process import client_env, run_client
 from scripted_server import Peer, Script, ScriptedServer, StartServer, read_line
 
-from conformance.process import ServerProcess, reference_server_command
+from conformance.harness.process import ServerProcess, reference_server_command
 from reference_client import describe_unterminated
 
 TUTORIAL_SERVER = "conformance.corpus.tutorial.addressbook_server"

@@ -22,7 +22,7 @@ import pytest
 from client_process import client_env, run_client
 from scripted_server import Peer, ScriptedServer, read_line, read_until_eof
 
-from conformance.process import ServerProcess, reference_server_command
+from conformance.harness.process import ServerProcess, reference_server_command
 from reference_client.watch import MAX_PENDING, Book, Watch
 
 TIMEOUT = 10.0

@@ -19,7 +19,7 @@ import pytest
 from client_process import client_env, run_client
 from scripted_server import Peer, ScriptedServer, read_line, read_until_eof
 
-from conformance.process import ServerProcess, reference_server_command, wait_until
+from conformance.harness.process import ServerProcess, reference_server_command, wait_until
 
 TIMEOUT = 10
 UP = "\x1b[A"

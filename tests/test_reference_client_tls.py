@@ -21,7 +21,7 @@ import trustme
 from client_process import run_client
 from scripted_server import Peer, Script, ScriptedServer, read_line
 
-from conformance.process import ServerProcess, reference_server_command
+from conformance.harness.process import ServerProcess, reference_server_command
 
 
 @pytest.fixture(scope="module")
