@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import replace
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn
 
@@ -86,70 +86,22 @@ def build_parser() -> argparse.ArgumentParser:
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--server", type=_address, metavar="HOST:PORT", help="a running server")
     target.add_argument("--server-cmd", metavar="TEMPLATE", help="start this server for the run")
-    add(
-        "--server-host",
-        default=LOOPBACK,
-        metavar="HOST",
-        help=f"with --server-cmd: the loopback address for {{host}} (default {LOOPBACK})",
-    )
-    add(
-        "--server-pid",
-        type=_count(1),
-        metavar="PID",
-        help="with --server: read this process's CPU and memory from /proc",
-    )
+    add("--server-host", default=LOOPBACK, metavar="HOST", help="{host} for --server-cmd")
+    add("--server-pid", type=_count(1), metavar="PID", help="--server's PID: CPU, memory")
     add("--connections", type=_count(1), default=10, metavar="N", help="load connections (10)")
-    add("--duration", type=_seconds, metavar="S", help="seconds of load (default 5)")
-    add(
-        "--requests",
-        type=_count(1),
-        metavar="N",
-        help="stop after N answers in all (within --duration, or 120 s without it)",
-    )
-    add("--mix", type=_mix, default=Mix(), help="default fnd:100, e.g. fnd:80,add:20")
-    add(
-        "--pipeline",
-        type=_count(1),
-        default=1,
-        metavar="K",
-        help="requests in flight per connection; 1 = lockstep",
-    )
-    add(
-        "--processes",
-        type=_count(1),
-        default=1,
-        metavar="P",
-        help="load processes sharing the connections (default 1)",
-    )
+    add("--duration", type=_seconds, metavar="S", help="seconds of load (5)")
+    add("--requests", type=_count(1), metavar="N", help="stop after N answers in all")
+    add("--mix", type=_mix, default=Mix(), help="fnd:100 (default), fnd:80,add:20, ...")
+    add("--pipeline", type=_count(1), default=1, metavar="K", help="in flight per connection (1)")
+    add("--processes", type=_count(1), default=1, metavar="P", help="load processes (1)")
     add("--keys", type=_count(1), default=16, metavar="N", help="names per connection (16)")
-    add(
-        "--idle",
-        type=_count(0),
-        default=0,
-        metavar="N",
-        help="hold N idle connections open during the run, then ask each for a fnd",
-    )
-    add(
-        "--bystander",
-        action="store_true",
-        help="one more lockstep fnd client during the run, its latency reported apart",
-    )
-    add(
-        "--timeout",
-        type=_seconds,
-        default=10.0,
-        metavar="S",
-        help="give up on an answer after S seconds (default 10)",
-    )
-    add(
-        "--no-data-check",
-        dest="data_check",
-        action="store_false",
-        help="check answers are well-formed only (for servers that store nothing)",
-    )
+    add("--idle", type=_count(0), default=0, metavar="N", help="idle connections, served after")
+    add("--bystander", action="store_true", help="one more lockstep fnd client, timed apart")
+    add("--timeout", type=_seconds, default=10.0, metavar="S", help="wait for an answer (10)")
+    add("--no-data-check", dest="data_check", action="store_false", help="well-formed only")
     add("--no-progress", dest="progress", action="store_false", help="no progress line")
     add("--json", metavar="PATH", help="also write the result as JSON here")
-    return parser  # fmt: skip
+    return parser
 
 
 def _fail(message: str, status: int = EXIT_USAGE) -> int:

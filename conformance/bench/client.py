@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 
 from protocol import (
+    SERVER_BUSY,
     ClientConnection,
     ConnectionClosed,
     LocalProtocolError,
@@ -29,7 +30,6 @@ from protocol import (
     Response,
 )
 from protocol import Error as ServerBusy  # TODO(merge): protocol.ServerBusy
-from protocol import SERVER_BUSY
 
 #: An answer and the ``time.perf_counter()`` at which its last byte arrived.
 Answer = tuple[Response, float]

@@ -228,11 +228,14 @@ class Verification:
         if space.accepts(index, found):
             self.verified += 1
             return
-        what = "lost" if expected is not None else "unexpected"
-        setattr(self, what, getattr(self, what) + 1)
+        if expected is not None:
+            self.lost += 1
+        else:
+            self.unexpected += 1
         if len(self.examples) < MAX_EXAMPLES:
-            self.examples.append(f"{what}: {space.names[index]} holds {found!r}, "
-                                 f"acknowledged {expected!r}")  # fmt: skip
+            what = "lost" if expected is not None else "unexpected"
+            held = f"{space.names[index]} holds {found!r}, acknowledged {expected!r}"
+            self.examples.append(f"{what}: {held}")
 
 
 class Load:

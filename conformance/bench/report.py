@@ -144,8 +144,7 @@ def text(result: BenchResult) -> str:
         f"load {_us(per_load)}, server {_us(per_server)}",
     ]
     if any(share > SATURATED for share in result.worker_cpu):
-        lines.append("  warning: a load process was near 100% of a core: the generator may be "
-                     "the bottleneck (try more --processes)")  # fmt: skip
+        lines.append("  warning: a load process was near 100% of a core (try more --processes)")
     if result.bystander is not None:
         histogram = result.bystander.histogram
         lines.append(

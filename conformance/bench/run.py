@@ -2,10 +2,9 @@
 hold the idle connections and the bystander, then check every name.
 
 The load runs in ``--processes`` forked processes (``load.worker_main``) that
-all start at one barrier; this process prints the progress line, reads the
+all start at one barrier. This process prints the progress line, reads the
 server's CPU and memory from /proc when it knows the server's PID, asks every
-name on a fresh connection afterwards, and merges it all into a
-``BenchResult``.
+name on a fresh connection afterwards, and merges it all into a ``BenchResult``.
 """
 
 from __future__ import annotations
@@ -45,7 +44,7 @@ COMMANDS = ("fnd", "add", "rem")
 FD_SPARE = 64
 #: Silence that ends a legacy answer during the framing probe (one answer: generous).
 PROBE_QUIET = 0.3
-#: Connection attempts (and then ``fnd`` requests) in flight at once on idle connections.
+#: Connection attempts (then ``fnd`` requests) in flight at once on idle connections.
 IDLE_CONCURRENCY = 200
 #: ``fnd`` requests per pipelined batch in the check afterwards (line servers).
 VERIFY_BATCH = 256
@@ -70,8 +69,8 @@ class Mix:
             command, _, weight = item.strip().partition(":")
             if command not in COMMANDS or not weight.strip().isdigit() or command in weights:
                 raise BenchError(
-                    f"bad --mix item {item.strip()!r}: want COMMAND:WEIGHT, each of "
-                    f"{', '.join(COMMANDS)} at most once, WEIGHT a whole number"
+                    f"bad --mix item {item.strip()!r}: want COMMAND:WEIGHT, COMMAND one of "
+                    f"{', '.join(COMMANDS)} (each once), WEIGHT a whole number"
                 )
             weights[command] = int(weight)
         if sum(weights.values()) <= 0:
@@ -89,8 +88,7 @@ class Mix:
         weights = self.as_dict()
         total = sum(weights.values())
         out = [name for name, w in weights.items() for _ in range(round(length * w / total))]
-        heaviest = max(weights, key=weights.__getitem__)
-        return (out + [heaviest] * length)[:length]
+        return (out + [max(weights, key=weights.__getitem__)] * length)[:length]
 
 
 @dataclass(frozen=True)
@@ -139,18 +137,18 @@ def check_loopback(host: str) -> None:
     for info in infos:
         address = str(info[4][0]).split("%", 1)[0]
         if not ipaddress.ip_address(address).is_loopback:
-            raise BenchError(f"{host} is not a loopback address ({address}): the bench only "
-                             "loads this machine")  # fmt: skip
+            raise BenchError(
+                f"{host} is not loopback ({address}): the bench loads only this machine"
+            )
 
 
 def rss_kb(pid: int | None) -> int | None:
     """The resident set size of ``pid`` in KiB (VmRSS), None if unknown."""
     try:
-        status = Path(f"/proc/{pid}/status").read_text() if pid else ""
-    except OSError:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines() if pid else []
+        return next(int(line.split()[1]) for line in lines if line.startswith("VmRSS:"))
+    except (OSError, StopIteration, IndexError, ValueError):
         return None
-    fields = [line.split() for line in status.splitlines() if line.startswith("VmRSS:")]
-    return int(fields[0][1]) if fields and fields[0][1:2] and fields[0][1].isdigit() else None
 
 
 def cpu_seconds(pid: int | None) -> float | None:
@@ -187,47 +185,52 @@ def run_bench(config: BenchConfig, progress: TextIO | None = None) -> BenchResul
     idle = config.idle
     if soft is not None and soft < config.connections + idle + FD_SPARE:
         idle = max(0, soft - config.connections - FD_SPARE)
-        result.limitations.append(f"--idle {config.idle}: the file descriptor limit is {soft}; "
-                                  f"held {idle} idle connections")  # fmt: skip
-    where = format_address(config.host, config.port)
+        result.limitations.append(f"--idle {config.idle}: held {idle} (file limit {soft})")
     try:
-        found = detect(
-            config.host, config.port, timeout=min(config.timeout, 5.0), quiet=PROBE_QUIET
-        )
+        found = detect(config.host, config.port, timeout=min(config.timeout, 5), quiet=PROBE_QUIET)
     except WireError as exc:
         raise BenchError(str(exc)) from None
     if found.framing is None:
+        where = format_address(config.host, config.port)
         raise BenchError(f"{where} accepted a connection but did not answer: {found.reason}")
     result.framing = found.framing
     result.notes.append(found.describe())
     legacy = found.framing == "legacy"
     result.pipeline = 1 if legacy else config.pipeline
     if legacy:
-        result.limitations += _legacy_limitations(config)
+        result.limitations += [
+            "acknowledgements: the answers are free text, not OK/ERROR; an answered change "
+            "counts as acknowledged",
+            "latency: a legacy answer ends by silence, which caps the rate of each connection",
+            "preload and absence check: one client at a time, and 'not found' is free text",
+        ]
+        if config.pipeline > 1:
+            result.limitations.append(
+                "pipelining: not possible with a legacy server (no terminators): ran "
+                f"lockstep, not --pipeline {config.pipeline}"
+            )
     quotas: list[int | None] = [None] * config.connections
     if config.requests is not None:
-        quotas = [config.requests // config.connections + (i < config.requests % config.connections)
-                  for i in range(config.connections)]  # fmt: skip
+        count, extra = divmod(config.requests, config.connections)
+        quotas = [count + (i < extra) for i in range(config.connections)]
     context = multiprocessing.get_context(
         "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     )
-    barrier = context.Barrier(processes + 1)
-    counts = context.Array("q", processes, lock=False)
-    workers: list[tuple[Any, Any]] = []
+    coordinator = _Coordinator(config, result, legacy, context.Barrier(processes + 1))
+    coordinator.counts = context.Array("q", processes, lock=False)
     try:
         for w in range(processes):
             ids = list(range(w, config.connections, processes))
             share = Share(w, legacy, result.prefix, ids, [quotas[i] for i in ids])
             reader, writer = context.Pipe(duplex=False)
-            process = context.Process(
-                target=worker_main, args=(config, share, barrier, writer, counts), daemon=True
-            )
+            args = (config, share, coordinator.barrier, writer, coordinator.counts)
+            process = context.Process(target=worker_main, args=args, daemon=True)
             process.start()
-            writer.close()  # the child's end: EOF here when the child is gone
-            workers.append((process, reader))
-        asyncio.run(_coordinate(config, result, idle, barrier, counts, workers, progress))
+            writer.close()  # the child's end: EOF here once the child is gone
+            coordinator.workers.append((process, reader))
+        asyncio.run(coordinator.run(idle, progress))
     finally:
-        for process, reader in workers:
+        for process, reader in coordinator.workers:
             process.join(2.0)
             if process.is_alive():
                 process.kill()  # by its PID (multiprocessing keeps it)
@@ -236,243 +239,196 @@ def run_bench(config: BenchConfig, progress: TextIO | None = None) -> BenchResul
     return result
 
 
-def _legacy_limitations(config: BenchConfig) -> list[str]:
-    notes = [
-        "acknowledgements: the answers are free text, not OK/ERROR; an answered change "
-        "counts as acknowledged",
-        "latency: a legacy answer ends by silence, which caps the rate of each connection",
-        "preload and absence check: skipped (one client at a time; 'not found' is free text)",
-    ]
-    if config.pipeline > 1:
-        notes.insert(0, "pipelining: not possible with a legacy server (requests carry no "
-                        f"terminator); ran lockstep instead of --pipeline {config.pipeline}")  # fmt: skip
-    return notes
+class _Coordinator:
+    def __init__(
+        self, config: BenchConfig, result: BenchResult, legacy: bool, barrier: Any
+    ) -> None:
+        self.config, self.result, self.legacy, self.barrier = config, result, legacy, barrier
+        self.counts: Any = None
+        self.workers: list[tuple[Any, Any]] = []
+        self.probe = KeySpace([f"{result.prefix}-probe"], checking=config.data_check)
 
-
-async def _coordinate(
-    config: BenchConfig,
-    result: BenchResult,
-    idle: int,
-    barrier: Any,
-    counts: Any,
-    workers: list[tuple[Any, Any]],
-    progress: TextIO | None,
-) -> None:
-    pid = config.server_pid
-    legacy = result.framing == "legacy"
-    result.rss_kb["before"] = rss_kb(pid)
-    probe = KeySpace([f"{result.prefix}-probe"], checking=config.data_check)
-    pool: list[Client] = []
-    bystander: Load | None = None
-    try:
-        if idle or config.bystander:
-            bystander = await _bystander(config, legacy, probe, result)
-        if idle:
-            pool = await _open_idle(config, legacy, idle, result)
-            result.rss_kb["idle_open"] = rss_kb(pid)
-        try:
-            barrier.wait(config.timeout * 2 + 30.0)  # blocks: the load processes get ready
-        except threading.BrokenBarrierError:
-            result.worker_errors.append("the load processes did not all get ready")
-        cpu_before = cpu_seconds(pid)
-        started = time.perf_counter()
-        end = started + config.duration
-        side = None
-        if bystander is not None and config.bystander:
-            bystander.start(end)
-            side = asyncio.ensure_future(watch([bystander], end, config.timeout, lambda: None))
-            result.bystander = bystander
-        await _show_progress(workers, counts, started, config, progress)
-        drained = time.perf_counter()
-        cpu_after = cpu_seconds(pid)
-        if cpu_before is not None and cpu_after is not None:
-            result.server_cpu_seconds = cpu_after - cpu_before
-            result.server_cpu = (cpu_after - cpu_before) / max(drained - started, 1e-9)
-        result.rss_kb["after_run"] = rss_kb(pid)
-        if side is not None:
-            await side
-        if pool:
-            result.idle.served = await _serve_idle(config, pool, probe, result.idle)
-            result.rss_kb["idle_served"] = rss_kb(pid)
-        outcomes = [
-            _receive(index, *worker, config, result) for index, worker in enumerate(workers)
-        ]
-        _merge(result, [outcome for outcome in outcomes if outcome is not None])
-        if config.data_check:
-            spaces = [space for outcome in outcomes if outcome for space in outcome.spaces]
-            result.verification = await _verify(config, legacy, spaces)
-    finally:
-        for client in pool:
-            client.abort()
-
-
-async def _bystander(
-    config: BenchConfig, legacy: bool, probe: KeySpace, result: BenchResult
-) -> Load | None:
-    """Store an entry for the bystander and the idle connections to find."""
-    try:
-        client = await Client.open(config.host, config.port, legacy=legacy, timeout=config.timeout)
-    except ExchangeError as exc:
-        result.limitations.append(f"bystander and idle check: {exc}")
-        return None
-    load = Load(client, probe, Mix(), seed=0, depth=1)
-    await load.preload(config.timeout, load.tally)
-    if load.done:
-        result.limitations.append(f"bystander and idle check: no entry stored: {load.tally.errors}")
-        return None
-    return load
-
-
-async def _open_idle(
-    config: BenchConfig, legacy: bool, count: int, result: BenchResult
-) -> list[Client]:
-    outcome = result.idle = IdleOutcome(asked=config.idle)
-    started = time.perf_counter()
-    gate = asyncio.Semaphore(IDLE_CONCURRENCY)
-    pool: list[Client] = []
-
-    async def one() -> None:
-        async with gate:
-            try:
-                pool.append(
-                    await Client.open(
-                        config.host, config.port, legacy=legacy, timeout=config.timeout
-                    )
-                )
-            except ExchangeError as exc:
-                outcome.fail(f"connect: {exc.detail}")
-
-    await asyncio.gather(*(one() for _ in range(count)))
-    outcome.opened = len(pool)
-    outcome.open_seconds = time.perf_counter() - started
-    return pool
-
-
-async def _serve_idle(
-    config: BenchConfig, pool: list[Client], probe: KeySpace, outcome: IdleOutcome
-) -> int:
-    """Each held connection asks for the probe name: how many answered it right?"""
-    gate = asyncio.Semaphore(IDLE_CONCURRENCY)
-    served = 0
-
-    async def one(client: Client) -> None:
-        nonlocal served
-        async with gate:
-            try:
-                ((event, _),) = await client.exchange([Find(probe.names[0])], config.timeout)
-            except ExchangeError as exc:
-                outcome.fail(f"{exc.kind} (idle connection)")
-                return
-            finally:
-                client.close()
-            tally = Tally()
-            probe.settle(Find(probe.names[0]), 0, event, tally)
-            if tally.malformed or tally.wrong or tally.errors:
-                outcome.fail(f"wrong answer: {event!r:.60}")
-            else:
-                served += 1
-
-    await asyncio.gather(*map(one, pool))
-    return served
-
-
-async def _show_progress(
-    workers: list[tuple[Any, Any]],
-    counts: Any,
-    started: float,
-    config: BenchConfig,
-    stream: TextIO | None,
-) -> None:
-    """Until every load process has sent its result (bounded): the progress line."""
-    tty = stream is not None and stream.isatty()
-    every, shown = (0.5 if tty else 1.0), started
-    limit = started + config.duration + config.timeout * 3 + 10.0
-    while time.perf_counter() < limit and not all(
-        reader.poll() or not process.is_alive() for process, reader in workers
-    ):
-        await asyncio.sleep(0.02)
-        now = time.perf_counter()
-        if stream is not None and now - shown >= every:
-            shown = now
-            answered = sum(counts)
-            line = f"bench: {now - started:6.1f}s {answered:>11,} answers {answered / (now - started):>11,.0f} requests/s"
-            stream.write(f"\r{line}" if tty else f"{line}\n")
-            stream.flush()
-    if stream is not None and tty:
-        stream.write("\n")
-
-
-def _receive(
-    index: int, process: Any, reader: Any, config: BenchConfig, result: BenchResult
-) -> WorkerResult | None:
-    why = "no result in time"
-    try:
-        if reader.poll(config.timeout + 5.0):
-            message = reader.recv()
-            if isinstance(message, WorkerResult):
-                return message
-            why = str(message)
-    except EOFError:
-        process.join(2.0)
-        why = f"exited with status {process.exitcode}"
-    result.worker_errors.append(f"process {index}: {why}")
-    return None
-
-
-def _merge(result: BenchResult, outcomes: list[WorkerResult]) -> None:
-    histogram = result.histogram
-    for outcome in outcomes:
-        result.tally.merge(outcome.tally)
-        result.tally.merge(outcome.preload, prefix="before the run: ")
-        histogram.merge(Histogram(outcome.histogram))
-        result.connected += outcome.connected
-        result.served_in_time += outcome.served_in_time
-        result.worker_cpu_seconds += outcome.cpu_seconds
-        span = outcome.finished - outcome.started
-        result.worker_cpu.append(outcome.cpu_seconds / span if span > 0 else 0.0)
-    if outcomes:
-        started = min(outcome.started for outcome in outcomes)
-        result.elapsed = max(outcome.finished for outcome in outcomes) - started
-    if result.served_in_time < result.connected and result.connected > 1:
-        result.limitations.append(
-            f"concurrency: only {result.served_in_time} of {result.connected} connections got "
-            f"an answer during the run (does the server serve one client at a time?)"
+    async def open(self) -> Client:
+        config = self.config
+        return await Client.open(
+            config.host, config.port, legacy=self.legacy, timeout=config.timeout
         )
 
-
-async def _verify(config: BenchConfig, legacy: bool, spaces: list[KeySpace]) -> Verification:
-    """Ask for every name on a fresh connection; compare with what was acknowledged."""
-    verification = Verification(names=sum(len(space.names) for space in spaces))
-    todo = [
-        (space, index)
-        for space in spaces
-        for index in range(len(space.names))
-        # a legacy "not found" is free text: only names that hold something are asked
-        if not legacy or space.expected[index] is not None or index in space.uncertain
-    ]
-    verification.unverified = verification.names - len(todo)
-    if not todo:
-        return verification
-    batch = 1 if legacy else VERIFY_BATCH
-    deadline = time.perf_counter() + max(30.0, config.timeout * 3)
-    try:
-        client = await Client.open(config.host, config.port, legacy=legacy, timeout=config.timeout)
-    except ExchangeError as exc:
-        verification.unverified += len(todo)
-        verification.examples.append(f"check afterwards: {exc}")
-        return verification
-    try:
-        for start in range(0, len(todo), batch):
-            chunk = todo[start : start + batch]
-            left = min(max(deadline - time.perf_counter(), 0.01), config.timeout)
+    async def run(self, idle: int, progress: TextIO | None) -> None:
+        config, result, pid = self.config, self.result, self.config.server_pid
+        result.rss_kb["before"] = rss_kb(pid)
+        pool: list[Client] = []
+        try:
+            bystander = await self.store_probe() if idle or config.bystander else None
+            if idle:
+                pool = await self.open_idle(idle)
+                result.rss_kb["idle_open"] = rss_kb(pid)
             try:
+                self.barrier.wait(config.timeout * 2 + 30.0)  # blocks: the load gets ready
+            except threading.BrokenBarrierError:
+                result.worker_errors.append("the load processes did not all get ready")
+            cpu_before, started = cpu_seconds(pid), time.perf_counter()
+            end = started + config.duration
+            side = None
+            if bystander is not None and config.bystander:
+                bystander.start(end)
+                side = asyncio.ensure_future(watch([bystander], end, config.timeout, lambda: None))
+                result.bystander = bystander
+            await self.show_progress(started, progress)
+            cpu_after = cpu_seconds(pid)
+            if cpu_before is not None and cpu_after is not None:
+                result.server_cpu_seconds = cpu_after - cpu_before
+                result.server_cpu = (cpu_after - cpu_before) / (time.perf_counter() - started)
+            result.rss_kb["after_run"] = rss_kb(pid)
+            if side is not None:
+                await side
+            if pool:
+                await self.serve_idle(pool)
+                result.rss_kb["idle_served"] = rss_kb(pid)
+            outcomes = [self.receive(index) for index in range(len(self.workers))]
+            self.merge([outcome for outcome in outcomes if outcome is not None])
+            if config.data_check:
+                spaces = [space for outcome in outcomes if outcome for space in outcome.spaces]
+                result.verification = await self.verify(spaces)
+        finally:
+            for client in pool:
+                client.abort()
+
+    async def store_probe(self) -> Load | None:
+        """The bystander's connection, with an entry stored for it and the idle ones to find."""
+        try:
+            load = Load(await self.open(), self.probe, Mix(), seed=0, depth=1)
+        except ExchangeError as exc:
+            self.result.limitations.append(f"bystander and idle check: {exc}")
+            return None
+        await load.preload(self.config.timeout, load.tally)
+        if load.done:
+            self.result.limitations.append(f"bystander and idle check: {load.tally.errors}")
+            return None
+        return load
+
+    async def open_idle(self, count: int) -> list[Client]:
+        outcome = self.result.idle = IdleOutcome(asked=self.config.idle)
+        started, gate, pool = time.perf_counter(), asyncio.Semaphore(IDLE_CONCURRENCY), []
+
+        async def one() -> None:
+            async with gate:
+                try:
+                    pool.append(await self.open())
+                except ExchangeError as exc:
+                    outcome.fail(f"connect: {exc.detail}")
+
+        await asyncio.gather(*(one() for _ in range(count)))
+        outcome.opened, outcome.open_seconds = len(pool), time.perf_counter() - started
+        return pool
+
+    async def serve_idle(self, pool: list[Client]) -> None:
+        """Each held connection asks for the probe name: is it served, and right?"""
+        outcome, gate, find = (
+            self.result.idle,
+            asyncio.Semaphore(IDLE_CONCURRENCY),
+            Find(self.probe.names[0]),
+        )
+
+        async def one(client: Client) -> None:
+            async with gate:
+                try:
+                    ((event, _),) = await client.exchange([find], self.config.timeout)
+                except ExchangeError as exc:
+                    outcome.fail(f"{exc.kind} (idle connection)")
+                    return
+                finally:
+                    client.close()
+                tally = Tally()
+                self.probe.settle(find, 0, event, tally)
+                if tally.malformed or tally.wrong or tally.errors:
+                    outcome.fail(f"wrong answer: {event!r:.60}")
+                else:
+                    outcome.served += 1
+
+        await asyncio.gather(*map(one, pool))
+
+    async def show_progress(self, started: float, stream: TextIO | None) -> None:
+        """Until every load process has sent its result (bounded): the progress line."""
+        tty = stream is not None and stream.isatty()
+        shown, limit = started, started + self.config.duration + self.config.timeout * 3 + 10
+        while time.perf_counter() < limit and not all(
+            reader.poll() or not process.is_alive() for process, reader in self.workers
+        ):
+            await asyncio.sleep(0.02)
+            now = time.perf_counter()
+            if stream is not None and now - shown >= (0.5 if tty else 1.0):
+                shown, answered = now, sum(self.counts)
+                rate = answered / (now - started)
+                line = f"bench: {now - started:6.1f}s {answered:>11,} answers {rate:>11,.0f}/s"
+                stream.write(f"\r{line}" if tty else f"{line}\n")
+                stream.flush()
+        if stream is not None and tty:
+            stream.write("\n")
+
+    def receive(self, index: int) -> WorkerResult | None:
+        process, reader = self.workers[index]
+        why = "no result in time"
+        try:
+            if reader.poll(self.config.timeout + 5.0):
+                message = reader.recv()
+                if isinstance(message, WorkerResult):
+                    return message
+                why = str(message)
+        except EOFError:
+            process.join(2.0)
+            why = f"exited with status {process.exitcode}"
+        self.result.worker_errors.append(f"process {index}: {why}")
+        return None
+
+    def merge(self, outcomes: list[WorkerResult]) -> None:
+        result = self.result
+        for outcome in outcomes:
+            result.tally.merge(outcome.tally)
+            result.tally.merge(outcome.preload, prefix="before the run: ")
+            result.histogram.merge(Histogram(outcome.histogram))
+            result.connected += outcome.connected
+            result.served_in_time += outcome.served_in_time
+            result.worker_cpu_seconds += outcome.cpu_seconds
+            span = outcome.finished - outcome.started
+            result.worker_cpu.append(outcome.cpu_seconds / span if span > 0 else 0.0)
+        if outcomes:
+            starts, ends = [o.started for o in outcomes], [o.finished for o in outcomes]
+            result.elapsed = max(ends) - min(starts)
+        if result.served_in_time < result.connected and result.connected > 1:
+            result.limitations.append(
+                f"concurrency: only {result.served_in_time} of {result.connected} connections "
+                "got an answer during the run (does the server serve one client at a time?)"
+            )
+
+    async def verify(self, spaces: list[KeySpace]) -> Verification:
+        """Ask for every name on a fresh connection; compare with what was acknowledged."""
+        checked = Verification(names=sum(len(space.names) for space in spaces))
+        todo = [
+            (space, index)
+            for space in spaces
+            for index in range(len(space.names))
+            # a legacy "not found" is free text: only names that hold something are asked
+            if not self.legacy or space.expected[index] is not None or index in space.uncertain
+        ]
+        checked.unverified = checked.names - len(todo)
+        batch = 1 if self.legacy else VERIFY_BATCH
+        deadline = time.perf_counter() + max(30.0, self.config.timeout * 3)
+        client = None
+        try:
+            client = await self.open()
+            for start in range(0, len(todo), batch):
+                chunk = todo[start : start + batch]
+                left = min(max(deadline - time.perf_counter(), 0.01), self.config.timeout)
                 answers = await client.exchange([Find(s.names[i]) for s, i in chunk], left)
-            except ExchangeError as exc:
-                verification.unverified += len(todo) - start
-                verification.examples.append(f"check afterwards stopped: {exc}")
-                break
-            for (space, index), (event, _) in zip(chunk, answers, strict=True):
-                verification.check(space, index, event)
-    finally:
-        client.close()
-    return verification
+                for (space, index), (event, _) in zip(chunk, answers, strict=True):
+                    checked.check(space, index, event)
+        except ExchangeError as exc:
+            checked.unverified = (
+                checked.names - checked.verified - checked.lost - checked.unexpected
+            )
+            checked.examples.append(f"check afterwards stopped: {exc}")
+        finally:
+            if client is not None:
+                client.close()
+        return checked
