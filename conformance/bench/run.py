@@ -213,9 +213,8 @@ def run_bench(config: BenchConfig, progress: TextIO | None = None) -> BenchResul
     if config.requests is not None:
         count, extra = divmod(config.requests, config.connections)
         quotas = [count + (i < extra) for i in range(config.connections)]
-    context = multiprocessing.get_context(
-        "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    )
+    fork = "fork" in multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork") if fork else multiprocessing.get_context("spawn")
     coordinator = _Coordinator(config, result, legacy, context.Barrier(processes + 1))
     coordinator.counts = context.Array("q", processes, lock=False)
     try:
