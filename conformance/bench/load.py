@@ -174,30 +174,29 @@ class KeySpace:
         else:
             tally.bad("malformed", f"{command}:{name} answered {event!r}")
 
+    def read(self, index: int, event: Response) -> tuple[bool, str | None]:
+        """(usable, entry) from an answer to ``fnd`` of name ``index``. A legacy
+        "not found" is free text: legacy text is usable only where an entry must be."""
+        if isinstance(event, Ok) and event.text is not None:
+            return True, event.text
+        if isinstance(event, Error) and event.text == self.missing[index]:
+            return True, None
+        legacy_ok = self.expected[index] is not None and index not in self.uncertain
+        return isinstance(event, LegacyReply) and legacy_ok, getattr(event, "text", None)
+
     def _found(self, index: int, event: Response, tally: Tally) -> None:
-        name = self.names[index]
-        found: str | None
-        if isinstance(event, Ok):
-            if event.text is None:
-                tally.bad("wrong answer", f"fnd:{name} answered a bare OK, not 'OK: ENTRY'")
-                return
-            found = event.text
-        elif isinstance(event, Error):
-            if event.text != self.missing[index]:
-                tally.error(f"ERROR: {event.text[:60]}")
-                return
-            tally.not_found += 1
-            found = None
-        elif isinstance(event, LegacyReply):
+        usable, found = self.read(index, event)
+        name, expected = self.names[index], self.expected[index]
+        if isinstance(event, LegacyReply):
             tally.legacy_answers += 1
-            if self.expected[index] is None or index in self.uncertain:
-                return  # a legacy "not found" text cannot be told from an entry
-            found = event.text
-        else:
-            tally.bad("malformed", f"fnd:{name} answered {event!r}")
-            return
-        if self.checking and not self.accepts(index, found):
-            expected = self.expected[index]
+        elif isinstance(event, Error):
+            if not usable:
+                tally.error(f"ERROR: {event.text[:60]}")
+            tally.not_found += usable
+        elif not usable:
+            kind = "wrong answer" if isinstance(event, Ok) else "malformed"
+            tally.bad(kind, f"fnd:{name} answered {event!r}, not 'OK: ENTRY'")
+        if usable and self.checking and not self.accepts(index, found):
             tally.bad("wrong answer", f"fnd:{name} found {found!r}, expected {expected!r}")
 
 
@@ -214,15 +213,9 @@ class Verification:
 
     def check(self, space: KeySpace, index: int, event: Response) -> None:
         """One answer to ``fnd`` of name ``index`` after the run."""
+        usable, found = space.read(index, event)
         expected = space.expected[index]
-        found: str | None
-        if isinstance(event, Ok) and event.text is not None:
-            found = event.text
-        elif isinstance(event, Error) and event.text == space.missing[index]:
-            found = None
-        elif isinstance(event, LegacyReply) and expected is not None:
-            found = event.text
-        else:
+        if not usable:
             self.unverified += 1
             return
         if space.accepts(index, found):
