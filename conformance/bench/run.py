@@ -17,9 +17,10 @@ import secrets
 import socket
 import threading
 import time
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 from conformance.bench.client import Client, ExchangeError
 from conformance.bench.load import (
@@ -39,6 +40,7 @@ from conformance.wire import WireError
 from protocol import Find
 from protocol.address import format_address
 
+T = TypeVar("T")
 COMMANDS = ("fnd", "add", "rem")
 #: File descriptors kept spare beyond the connections.
 FD_SPARE = 64
@@ -247,11 +249,9 @@ class _Coordinator:
         self.workers: list[tuple[Any, Any]] = []
         self.probe = KeySpace([f"{result.prefix}-probe"], checking=config.data_check)
 
-    async def open(self) -> Client:
-        config = self.config
-        return await Client.open(
-            config.host, config.port, legacy=self.legacy, timeout=config.timeout
-        )
+    async def open(self, timeout: float | None = None) -> Client:
+        config, timeout = self.config, timeout or self.config.timeout
+        return await Client.open(config.host, config.port, legacy=self.legacy, timeout=timeout)
 
     async def run(self, idle: int, progress: TextIO | None) -> None:
         config, result, pid = self.config, self.result, self.config.server_pid
@@ -306,46 +306,52 @@ class _Coordinator:
             return None
         return load
 
+    async def each(self, items: Iterable[T], one: Callable[[T, float], Awaitable[None]]) -> None:
+        """``one(item, seconds)`` for every item, ``IDLE_CONCURRENCY`` at a time, all of
+        them within twice ``--timeout``."""
+        gate, deadline = asyncio.Semaphore(IDLE_CONCURRENCY), time.perf_counter()
+        deadline += 2 * self.config.timeout
+
+        async def gated(item: T) -> None:
+            async with gate:
+                await one(item, max(deadline - time.perf_counter(), 0.01))
+
+        await asyncio.gather(*map(gated, items))
+
     async def open_idle(self, count: int) -> list[Client]:
         outcome = self.result.idle = IdleOutcome(asked=self.config.idle)
-        started, gate, pool = time.perf_counter(), asyncio.Semaphore(IDLE_CONCURRENCY), []
+        started, pool = time.perf_counter(), []
 
-        async def one() -> None:
-            async with gate:
-                try:
-                    pool.append(await self.open())
-                except ExchangeError as exc:
-                    outcome.fail(f"connect: {exc.detail}")
+        async def one(_: int, seconds: float) -> None:
+            try:
+                pool.append(await self.open(seconds))
+            except ExchangeError as exc:
+                outcome.fail(f"connect: {exc.detail}")
 
-        await asyncio.gather(*(one() for _ in range(count)))
+        await self.each(range(count), one)
         outcome.opened, outcome.open_seconds = len(pool), time.perf_counter() - started
         return pool
 
     async def serve_idle(self, pool: list[Client]) -> None:
         """Each held connection asks for the probe name: is it served, and right?"""
-        outcome, gate, find = (
-            self.result.idle,
-            asyncio.Semaphore(IDLE_CONCURRENCY),
-            Find(self.probe.names[0]),
-        )
+        outcome, find = self.result.idle, Find(self.probe.names[0])
 
-        async def one(client: Client) -> None:
-            async with gate:
-                try:
-                    ((event, _),) = await client.exchange([find], self.config.timeout)
-                except ExchangeError as exc:
-                    outcome.fail(f"{exc.kind} (idle connection)")
-                    return
-                finally:
-                    client.close()
-                tally = Tally()
-                self.probe.settle(find, 0, event, tally)
-                if tally.malformed or tally.wrong or tally.errors:
-                    outcome.fail(f"wrong answer: {event!r:.60}")
-                else:
-                    outcome.served += 1
+        async def one(client: Client, seconds: float) -> None:
+            try:
+                ((event, _),) = await client.exchange([find], seconds)
+            except ExchangeError as exc:
+                outcome.fail(f"{exc.kind} (idle connection)")
+                return
+            finally:
+                client.close()
+            tally = Tally()
+            self.probe.settle(find, 0, event, tally)
+            if tally.malformed or tally.wrong or tally.errors:
+                outcome.fail(f"wrong answer: {event!r:.60}")
+            else:
+                outcome.served += 1
 
-        await asyncio.gather(*map(one, pool))
+        await self.each(pool, one)
 
     async def show_progress(self, started: float, stream: TextIO | None) -> None:
         """Until every load process has sent its result (bounded): the progress line."""
