@@ -14,15 +14,22 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import NoReturn
 
 from conformance.bench import report
 from conformance.bench.run import BenchConfig, BenchError, Mix, check_loopback, run_bench
 from conformance.process import LOOPBACK, ServerProcess, ServerStartError
-from protocol.address import AddressError, parse_address
+from protocol.program import (
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    ProgramParser,
+    address,
+    host_name,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 
 PROG = "conformance bench"
-EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
 
 _EPILOG = """\
 --server-cmd is a command template: {host} and {port} are filled with a free
@@ -36,30 +43,6 @@ exit status:
 """
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def _count(low: int) -> type[int]:
-    def convert(text: str) -> int:
-        if not text.strip().isdigit() or int(text) < low:
-            raise argparse.ArgumentTypeError(f"must be a whole number >= {low}: {text!r}")
-        return int(text)
-
-    return convert  # type: ignore[return-value]
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number greater than 0: {text!r}")
-    return value
-
-
 def _mix(text: str) -> Mix:
     try:
         return Mix.parse(text)
@@ -67,15 +50,8 @@ def _mix(text: str) -> Mix:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _address(text: str) -> tuple[str, int]:
-    try:
-        return parse_address(text.strip())
-    except AddressError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = ProgramParser(
         prog=PROG,
         description="Load an ABP/1 server from several processes; report throughput, "
         "latency, errors, and whether every acknowledged write is still there.",
@@ -84,20 +60,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add = parser.add_argument
     target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument("--server", type=_address, metavar="HOST:PORT", help="a running server")
+    target.add_argument("--server", type=address, metavar="HOST:PORT", help="a running server")
     target.add_argument("--server-cmd", metavar="TEMPLATE", help="start this server for the run")
-    add("--server-host", default=LOOPBACK, metavar="HOST", help="{host} for --server-cmd")
-    add("--server-pid", type=_count(1), metavar="PID", help="--server's PID: CPU, memory")
-    add("--connections", type=_count(1), default=10, metavar="N", help="load connections (10)")
-    add("--duration", type=_seconds, metavar="S", help="seconds of load (5)")
-    add("--requests", type=_count(1), metavar="N", help="stop after N answers in all")
+    add("--server-host", type=host_name, default=LOOPBACK, help="{host} for --server-cmd")
+    add("--server-pid", type=positive_int, metavar="PID", help="--server's PID: CPU, memory")
+    add("--connections", type=positive_int, default=10, metavar="N", help="load connections (10)")
+    add("--duration", type=positive_float, metavar="S", help="seconds of load (5)")
+    add("--requests", type=positive_int, metavar="N", help="stop after N answers in all")
     add("--mix", type=_mix, default=Mix(), help="fnd:100 (default), fnd:80,add:20, ...")
-    add("--pipeline", type=_count(1), default=1, metavar="K", help="in flight per connection (1)")
-    add("--processes", type=_count(1), default=1, metavar="P", help="load processes (1)")
-    add("--keys", type=_count(1), default=16, metavar="N", help="names per connection (16)")
-    add("--idle", type=_count(0), default=0, metavar="N", help="idle connections, served after")
+    add("--pipeline", type=positive_int, default=1, metavar="K", help="in flight, per connection")
+    add("--processes", type=positive_int, default=1, metavar="P", help="load processes (1)")
+    add("--keys", type=positive_int, default=16, metavar="N", help="names per connection (16)")
+    add(
+        "--idle",
+        type=non_negative_int,
+        default=0,
+        metavar="N",
+        help="idle connections, served after",
+    )
     add("--bystander", action="store_true", help="one more lockstep fnd client, timed apart")
-    add("--timeout", type=_seconds, default=10.0, metavar="S", help="wait for an answer (10)")
+    add("--timeout", type=positive_float, default=10.0, metavar="S", help="wait for an answer (10)")
     add("--no-data-check", dest="data_check", action="store_false", help="well-formed only")
     add("--no-progress", dest="progress", action="store_false", help="no progress line")
     add("--json", metavar="PATH", help="also write the result as JSON here")

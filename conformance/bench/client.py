@@ -21,15 +21,14 @@ from collections import deque
 from collections.abc import Callable, Sequence
 
 from protocol import (
-    SERVER_BUSY,
     ClientConnection,
     ConnectionClosed,
     LocalProtocolError,
     RemoteProtocolError,
     Request,
     Response,
+    ServerBusy,
 )
-from protocol import Error as ServerBusy  # TODO(merge): protocol.ServerBusy
 
 #: An answer and the ``time.perf_counter()`` at which its last byte arrived.
 Answer = tuple[Response, float]
@@ -155,11 +154,7 @@ class Client(asyncio.Protocol):
         for event in events:
             if isinstance(event, ConnectionClosed):
                 self._fail(ExchangeError("closed", "the server closed the connection"))
-            elif (
-                self._unanswered == 0
-                and isinstance(event, ServerBusy)
-                and event.text == SERVER_BUSY
-            ):
+            elif self._unanswered == 0 and isinstance(event, ServerBusy):
                 self._fail(ExchangeError("refused", "ERROR: Server busy"))
             else:
                 self._unanswered -= 1

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from conformance.bench.client import Client, ExchangeError
-from protocol import Add, Error, Find, LegacyReply, Ok, Remove, Request, Response, no_entry
+from protocol import Add, Error, Find, LegacyReply, Ok, Remove, Request, Response
+from protocol.codec import no_entry
 
 if TYPE_CHECKING:
     from conformance.bench.run import BenchConfig, Mix

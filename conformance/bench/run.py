@@ -39,6 +39,7 @@ from conformance.framing import detect
 from conformance.wire import WireError
 from protocol import Find
 from protocol.address import format_address
+from protocol.program import raise_fd_limit
 
 T = TypeVar("T")
 COMMANDS = ("fnd", "add", "rem")
@@ -161,20 +162,6 @@ def cpu_seconds(pid: int | None) -> float | None:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
     except (OSError, IndexError, ValueError):
         return None
-
-
-def raise_fd_limit() -> int | None:
-    """TODO(merge): protocol.program.raise_fd_limit."""
-    import resource
-
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        except (ValueError, OSError):
-            pass
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    return None if soft == resource.RLIM_INFINITY else soft
 
 
 def run_bench(config: BenchConfig, progress: TextIO | None = None) -> BenchResult:
