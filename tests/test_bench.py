@@ -115,6 +115,18 @@ def test_idle_connections_are_served_afterwards(start_server: StartServer, tmp_p
     assert "200 served a fnd afterwards" in run.stdout
 
 
+def test_a_busy_refusal_is_an_error_not_a_malformed_answer(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    server = start_server("--max-conns", "2")
+    flags = "--connections 4 --processes 2 --duration 0.5 --no-data-check"
+    _, result = bench_json(tmp_path, "--server", f"127.0.0.1:{server.port}", *flags.split())
+    assert set(result["errors"]) == {"before the run: refused: ERROR: Server busy"}
+    assert sum(result["errors"].values()) >= 2
+    assert result["data_check"]["malformed"] == 0
+    assert result["answers"] > 0
+
+
 def test_server_cmd_starts_and_stops_the_server(tmp_path: Path) -> None:
     template = f"{REFERENCE} --sync full"
     _, result = bench_json(

@@ -7,8 +7,8 @@ timer, ABP-FRAME-8). Each answer is kept with the time its last byte arrived
 (``time.perf_counter()``). The load reads answers in the ``on_answers``
 callback, with no task switch per answer; everything else awaits
 ``exchange``, which is bounded by its timeout. ``answers`` holds at most one
-answer per request sent: a busy refusal before any request ends the
-connection (ABP-CONN-8), any other answer to no request is a protocol error.
+answer per request sent: a busy refusal ends the connection (the server
+closes next, ABP-CONN-8), any other answer to no request is a protocol error.
 """
 
 from __future__ import annotations
@@ -64,7 +64,6 @@ class Client(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self._waiter: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._unanswered = 0
         self._last_data = 0.0
 
     @classmethod
@@ -88,7 +87,6 @@ class Client(asyncio.Protocol):
             data = b"".join([self.conn.send(request) for request in requests])
         except LocalProtocolError as exc:
             raise ExchangeError("closed", str(exc)) from None
-        self._unanswered += len(requests)
         assert self._transport is not None
         self._transport.write(data)
 
@@ -154,10 +152,9 @@ class Client(asyncio.Protocol):
         for event in events:
             if isinstance(event, ConnectionClosed):
                 self._fail(ExchangeError("closed", "the server closed the connection"))
-            elif self._unanswered == 0 and isinstance(event, ServerBusy):
+            elif isinstance(event, ServerBusy):  # ABP-CONN-8: the server closes next
                 self._fail(ExchangeError("refused", "ERROR: Server busy"))
             else:
-                self._unanswered -= 1
                 self.answers.append((event, self._last_data))
         due = self.conn.deadline()
         if due is not None and self._timer is None and self.failure is None:

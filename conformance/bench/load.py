@@ -472,7 +472,7 @@ async def _work(config: BenchConfig, share: Share, barrier: Any, counts: Any) ->
 
     opened = await asyncio.gather(*map(connect, share.connection_ids, share.quotas))
     loads = [load for load in opened if load is not None and not load.done]
-    result.connected = sum(load is not None for load in opened)
+    result.connected = len(loads)  # connections that can take part
     try:
         barrier.wait(GO_TIMEOUT)  # blocks the loop: nothing is in flight yet
     except threading.BrokenBarrierError:
