@@ -244,16 +244,12 @@ class Load:
         *,
         seed: int,
         depth: int,
+        tally: Tally,
+        histogram: Histogram,
         quota: int | None = None,
-        tally: Tally | None = None,
-        histogram: Histogram | None = None,
     ) -> None:
-        self.client = client
-        self.space = space
-        self.depth = depth
-        self.quota = quota
-        self.tally = Tally() if tally is None else tally
-        self.histogram = Histogram() if histogram is None else histogram
+        self.client, self.space, self.depth, self.quota = client, space, depth, quota
+        self.tally, self.histogram = tally, histogram
         self.on_done: Callable[[], None] = lambda: None
         rng = random.Random(seed)
         self.ops = mix.sequence(100)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from conformance.bench.load import Histogram, Load, Tally, Verification
@@ -250,8 +250,5 @@ def as_json(result: BenchResult) -> dict[str, Any]:
             "wrong": by.tally.wrong,
         }
     if result.idle.asked:
-        out["idle"] = {
-            key: getattr(result.idle, key)
-            for key in ("asked", "opened", "served", "failures", "open_seconds")
-        }
+        out["idle"] = asdict(result.idle)
     return out
