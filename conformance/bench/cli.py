@@ -96,20 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.json is not None and not Path(args.json).resolve().parent.is_dir():
         return _fail(f"--json {args.json}: no such directory")
-    duration = args.duration or (120.0 if args.requests else 5.0)
+    given = "connections requests mix pipeline processes idle bystander keys timeout data_check"
     config = BenchConfig(
-        connections=args.connections,
-        duration=duration,
-        requests=args.requests,
-        mix=args.mix,
-        pipeline=args.pipeline,
-        processes=args.processes,
-        idle=args.idle,
-        bystander=args.bystander,
-        keys=args.keys,
-        timeout=args.timeout,
-        data_check=args.data_check,
-        progress=args.progress,
+        duration=args.duration or (120.0 if args.requests else 5.0),  # --requests: within 120 s
+        **{name: getattr(args, name) for name in [*given.split(), "progress"]},
     )
     try:
         config.check()

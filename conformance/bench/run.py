@@ -174,7 +174,7 @@ def run_bench(config: BenchConfig, progress: TextIO | None = None) -> BenchResul
     idle = config.idle
     if soft is not None and soft < config.connections + idle + FD_SPARE:
         idle = max(0, soft - config.connections - FD_SPARE)
-        result.limitations.append(f"--idle {config.idle}: held {idle} (file limit {soft})")
+        result.limitations.append(f"--idle {config.idle}: held {idle}, the file limit is {soft}")
     try:
         found = detect(config.host, config.port, timeout=min(config.timeout, 5), quiet=PROBE_QUIET)
     except WireError as exc:
@@ -191,7 +191,7 @@ def run_bench(config: BenchConfig, progress: TextIO | None = None) -> BenchResul
             "acknowledgements: the answers are free text, not OK/ERROR; an answered change "
             "counts as acknowledged",
             "latency: a legacy answer ends by silence, which caps the rate of each connection",
-            "preload and absence check: one client at a time, and 'not found' is free text",
+            "preload and absence check: skipped (one client at a time; 'not found' is free text)",
         ]
         if config.pipeline > 1:
             result.limitations.append(
