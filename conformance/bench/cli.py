@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -58,31 +58,33 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add = parser.add_argument
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--server", type=address, metavar="HOST:PORT", help="a running server")
     target.add_argument("--server-cmd", metavar="TEMPLATE", help="start this server for the run")
-    add("--server-host", type=host_name, default=LOOPBACK, help="{host} for --server-cmd")
-    add("--server-pid", type=positive_int, metavar="PID", help="--server's PID: CPU, memory")
-    add("--connections", type=positive_int, default=10, metavar="N", help="load connections (10)")
-    add("--duration", type=positive_float, metavar="S", help="seconds of load (5)")
-    add("--requests", type=positive_int, metavar="N", help="stop after N answers in all")
-    add("--mix", type=_mix, default=Mix(), help="fnd:100 (default), fnd:80,add:20, ...")
-    add("--pipeline", type=positive_int, default=1, metavar="K", help="in flight, per connection")
-    add("--processes", type=positive_int, default=1, metavar="P", help="load processes (1)")
-    add("--keys", type=positive_int, default=16, metavar="N", help="names per connection (16)")
-    add(
-        "--idle",
-        type=non_negative_int,
-        default=0,
-        metavar="N",
-        help="idle connections, served after",
-    )
-    add("--bystander", action="store_true", help="one more lockstep fnd client, timed apart")
-    add("--timeout", type=positive_float, default=10.0, metavar="S", help="wait for an answer (10)")
-    add("--no-data-check", dest="data_check", action="store_false", help="well-formed only")
-    add("--no-progress", dest="progress", action="store_false", help="no progress line")
-    add("--json", metavar="PATH", help="also write the result as JSON here")
+    options: list[tuple[str, Callable[[str], object], object, str]] = [
+        ("--server-host HOST", host_name, LOOPBACK, "{host} of --server-cmd; ::1 for IPv6"),
+        ("--server-pid PID", positive_int, None, "with --server: its PID, for CPU and memory"),
+        ("--connections N", positive_int, 10, "load connections"),
+        ("--duration S", positive_float, None, "seconds of load (default 5)"),
+        ("--requests N", positive_int, None, "stop after N answers (within 120 s by default)"),
+        ("--mix MIX", _mix, Mix(), "e.g. fnd:80,add:20"),
+        ("--pipeline K", positive_int, 1, "requests in flight per connection; 1 is lockstep"),
+        ("--processes P", positive_int, 1, "load processes"),
+        ("--keys N", positive_int, 16, "names per connection"),
+        ("--idle N", non_negative_int, 0, "connections held idle, then each asked for a fnd"),
+        ("--timeout S", positive_float, 10.0, "seconds to wait for one answer"),
+    ]
+    for flag, kind, default, text in options:
+        name, metavar = flag.split()
+        more = "" if default is None else f" (default {default})"
+        parser.add_argument(name, type=kind, default=default, metavar=metavar, help=text + more)
+    for flag, dest, action, text in [
+        ("--bystander", "bystander", "store_true", "one more lockstep fnd client, timed apart"),
+        ("--no-data-check", "data_check", "store_false", "check only that answers are well-formed"),
+        ("--no-progress", "progress", "store_false", "no progress line on stderr"),
+    ]:
+        parser.add_argument(flag, dest=dest, action=action, help=text)
+    parser.add_argument("--json", metavar="PATH", help="also write the result as JSON here")
     return parser
 
 
