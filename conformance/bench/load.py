@@ -237,19 +237,10 @@ class Load:
     ``quota``), settling every answer in the ``Client``'s callback."""
 
     def __init__(
-        self,
-        client: Client,
-        space: KeySpace,
-        mix: Mix,
-        *,
-        seed: int,
-        depth: int,
-        tally: Tally,
-        histogram: Histogram,
-        quota: int | None = None,
+        self, client: Client, space: KeySpace, mix: Mix, *, seed: int, depth: int, quota: int | None
     ) -> None:
         self.client, self.space, self.depth, self.quota = client, space, depth, quota
-        self.tally, self.histogram = tally, histogram
+        self.tally, self.histogram = Tally(), Histogram()
         self.on_done: Callable[[], None] = lambda: None
         rng = random.Random(seed)
         self.ops = mix.sequence(100)
@@ -438,7 +429,6 @@ def worker_main(config: BenchConfig, share: Share, barrier: Any, pipe: Any, coun
 
 async def _work(config: BenchConfig, share: Share, barrier: Any, counts: Any) -> WorkerResult:
     result = WorkerResult()
-    tally, histogram = result.tally, Histogram()
     depth = 1 if share.legacy else config.pipeline
 
     async def connect(cid: int, quota: int | None) -> Load | None:
@@ -452,16 +442,7 @@ async def _work(config: BenchConfig, share: Share, barrier: Any, counts: Any) ->
         except ExchangeError as exc:
             result.preload.error(f"connect: {exc.detail}")
             return None
-        load = Load(
-            client,
-            space,
-            config.mix,
-            seed=cid * 7919 + 17,
-            depth=depth,
-            quota=quota,
-            tally=tally,
-            histogram=histogram,
-        )
+        load = Load(client, space, config.mix, seed=cid * 7919 + 17, depth=depth, quota=quota)
         if not share.legacy:  # a tutorial-style server serves one client at a time
             await load.preload(config.timeout, result.preload)
         return load
@@ -489,6 +470,10 @@ async def _work(config: BenchConfig, share: Share, barrier: Any, counts: Any) ->
         result.cpu_seconds = time.process_time() - cpu
     finally:
         gc.enable()
+    histogram = Histogram()
+    for load in loads:
+        result.tally.merge(load.tally)
+        histogram.merge(load.histogram)
     result.histogram = histogram.counts
     result.finished = max([result.started, *(load.last_answer for load in loads)])
     result.served_in_time = sum(

@@ -283,15 +283,7 @@ class _Coordinator:
     async def store_probe(self) -> Load | None:
         """The bystander's connection, with an entry stored for it and the idle ones to find."""
         try:
-            load = Load(
-                await self.open(),
-                self.probe,
-                Mix(),
-                seed=0,
-                depth=1,
-                tally=Tally(),
-                histogram=Histogram(),
-            )
+            load = Load(await self.open(), self.probe, Mix(), seed=0, depth=1, quota=None)
         except ExchangeError as exc:
             self.result.limitations.append(f"bystander and idle check: {exc}")
             return None
