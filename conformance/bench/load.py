@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 ENTRIES = tuple(f"v{n}" for n in range(8))
 #: Examples of each kind of failure kept for the report.
 MAX_EXAMPLES = 5
+#: Kinds of error counted apart; the rest are counted together (error texts vary).
+MAX_KINDS = 50
 #: How often a load process publishes its count and looks for late answers.
 TICK = 0.1
 #: How long a load process waits for the start, once its connections are ready.
@@ -56,6 +58,8 @@ class Tally:
     examples: list[str] = field(default_factory=list)
 
     def error(self, kind: str, count: int = 1) -> None:
+        if kind not in self.errors and len(self.errors) >= MAX_KINDS:
+            kind = "other kinds"
         self.errors[kind] = self.errors.get(kind, 0) + count
 
     def bad(self, what: str, example: str) -> None:

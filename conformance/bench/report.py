@@ -8,7 +8,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from conformance.bench.load import Histogram, Load, Tally, Verification
+from conformance.bench.load import MAX_KINDS, Histogram, Load, Tally, Verification
 from protocol.address import format_address
 
 if TYPE_CHECKING:
@@ -27,6 +27,7 @@ class IdleOutcome:
     open_seconds: float = 0.0
 
     def fail(self, kind: str) -> None:
+        kind = kind if kind in self.failures or len(self.failures) < MAX_KINDS else "other kinds"
         self.failures[kind] = self.failures.get(kind, 0) + 1
 
 
