@@ -260,19 +260,19 @@ class Load:
         self.first_answer: float | None = None
         self.last_answer = 0.0
 
-    async def preload(self, timeout: float, tally: Tally) -> None:
-        """Store every name once, uncounted, so that ``fnd`` finds entries."""
-        space = self.space
+    async def preload(self, timeout: float) -> None:
+        """Store every name once, so that ``fnd`` finds entries; only failures count."""
+        space, before = self.space, Tally()
         requests = [self.adds[i][space.next_entry(i)] for i in range(len(space.names))]
         try:
             answers = await self.client.exchange(requests, timeout)
+            for index, (request, (event, _)) in enumerate(zip(requests, answers, strict=True)):
+                space.settle(request, index, event, before)
         except ExchangeError as exc:
             for index, request in enumerate(requests):
                 space.unknown(request, index)
-            self._give_up(exc, tally)
-            return
-        for index, (request, (event, _)) in enumerate(zip(requests, answers, strict=True)):
-            space.settle(request, index, event, tally)
+            self._give_up(exc, before)
+        self.tally.merge(before, prefix="before the run: ")
 
     def start(self, end: float) -> None:
         """The clock starts: send, and count every answer from now on."""
@@ -412,7 +412,6 @@ class Share:
 @dataclass
 class WorkerResult:
     tally: Tally = field(default_factory=Tally)
-    preload: Tally = field(default_factory=Tally)
     histogram: dict[int, int] = field(default_factory=dict)
     spaces: list[KeySpace] = field(default_factory=list)
     connected: int = 0
@@ -444,11 +443,11 @@ async def _work(config: BenchConfig, share: Share, barrier: Any, counts: Any) ->
                 config.host, config.port, legacy=share.legacy, timeout=config.timeout
             )
         except ExchangeError as exc:
-            result.preload.error(f"connect: {exc.detail}")
+            result.tally.error(f"before the run: connect: {exc.detail}")
             return None
         load = Load(client, space, config.mix, seed=cid * 7919 + 17, depth=depth, quota=quota)
         if not share.legacy:  # a tutorial-style server serves one client at a time
-            await load.preload(config.timeout, result.preload)
+            await load.preload(config.timeout)
         return load
 
     opened = await asyncio.gather(*map(connect, share.connection_ids, share.quotas))
@@ -475,9 +474,9 @@ async def _work(config: BenchConfig, share: Share, barrier: Any, counts: Any) ->
     finally:
         gc.enable()
     histogram = Histogram()
-    for load in loads:
-        result.tally.merge(load.tally)
-        histogram.merge(load.histogram)
+    for each in filter(None, opened):  # those that failed before the run too
+        result.tally.merge(each.tally)
+        histogram.merge(each.histogram)
     result.histogram = histogram.counts
     result.finished = max([result.started, *(load.last_answer for load in loads)])
     result.served_in_time = sum(

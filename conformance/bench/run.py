@@ -287,7 +287,7 @@ class _Coordinator:
         except ExchangeError as exc:
             self.result.limitations.append(f"bystander and idle check: {exc}")
             return None
-        await load.preload(self.config.timeout, load.tally)
+        await load.preload(self.config.timeout)
         if load.done:
             self.result.limitations.append(f"bystander and idle check: {load.tally.errors}")
             return None
@@ -377,7 +377,6 @@ class _Coordinator:
         result = self.result
         for outcome in outcomes:
             result.tally.merge(outcome.tally)
-            result.tally.merge(outcome.preload, prefix="before the run: ")
             result.histogram.merge(Histogram(outcome.histogram))
             result.connected += outcome.connected
             result.served_in_time += outcome.served_in_time
