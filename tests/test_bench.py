@@ -21,7 +21,7 @@ import pytest
 
 from conformance.bench.load import Histogram
 from conformance.bench.run import BenchError, Mix
-from conformance.process import ServerProcess, free_port
+from conformance.harness.process import ServerProcess, free_port
 
 if TYPE_CHECKING:
     from conftest import StartServer

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from conformance.bench import report
 from conformance.bench.run import BenchConfig, BenchError, Mix, check_loopback, run_bench
-from conformance.process import LOOPBACK, ServerProcess, ServerStartError
+from conformance.harness.process import LOOPBACK, ServerProcess, ServerStartError
 from protocol.program import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,

@@ -35,8 +35,9 @@ from conformance.bench.load import (
     worker_main,
 )
 from conformance.bench.report import BenchResult, IdleOutcome
-from conformance.framing import detect
-from conformance.wire import WireError
+from conformance.harness.probe import detect
+from conformance.harness.timing import PROCESS_EXIT
+from conformance.harness.wire import WireError
 from protocol import Find
 from protocol.address import format_address
 from protocol.program import raise_fd_limit
@@ -45,8 +46,6 @@ T = TypeVar("T")
 COMMANDS = ("fnd", "add", "rem")
 #: File descriptors kept spare beyond the connections.
 FD_SPARE = 64
-#: Silence that ends a legacy answer during the framing probe (one answer: generous).
-PROBE_QUIET = 0.3
 #: Connection attempts (then ``fnd`` requests) in flight at once on idle connections.
 IDLE_CONCURRENCY = 200
 #: ``fnd`` requests per pipelined batch in the check afterwards (line servers).
@@ -176,7 +175,7 @@ def run_bench(config: BenchConfig, progress: TextIO | None = None) -> BenchResul
         idle = max(0, soft - config.connections - FD_SPARE)
         result.limitations.append(f"--idle {config.idle}: held {idle}, the file limit is {soft}")
     try:
-        found = detect(config.host, config.port, timeout=min(config.timeout, 5), quiet=PROBE_QUIET)
+        found = detect(config.host, config.port, timeout=min(config.timeout, 5.0))
     except WireError as exc:
         raise BenchError(str(exc)) from None
     if found.framing is None:
@@ -219,10 +218,10 @@ def run_bench(config: BenchConfig, progress: TextIO | None = None) -> BenchResul
         asyncio.run(coordinator.run(idle, progress))
     finally:
         for process, reader in coordinator.workers:
-            process.join(2.0)
+            process.join(PROCESS_EXIT)
             if process.is_alive():
                 process.kill()  # by its PID (multiprocessing keeps it)
-                process.join(2.0)
+                process.join(PROCESS_EXIT)
             reader.close()
     return result
 
@@ -368,7 +367,7 @@ class _Coordinator:
                     return message
                 why = str(message)
         except EOFError:
-            process.join(2.0)
+            process.join(PROCESS_EXIT)
             why = f"exited with status {process.exitcode}"
         self.result.worker_errors.append(f"process {index}: {why}")
         return None
