@@ -245,6 +245,9 @@ class _Coordinator:
         pool: list[Client] = []
         try:
             bystander = await self.store_probe() if idle or config.bystander else None
+            if bystander is not None and not config.bystander:
+                bystander.client.close()  # it only stored the entry the idle ones look for
+                bystander = None
             if idle:
                 pool = await self.open_idle(idle)
                 result.rss_kb["idle_open"] = rss_kb(pid)
@@ -255,7 +258,7 @@ class _Coordinator:
             cpu_before, started = cpu_seconds(pid), time.perf_counter()
             end = started + config.duration
             side = None
-            if bystander is not None and config.bystander:
+            if bystander is not None:
                 bystander.start(end)
                 side = asyncio.ensure_future(watch([bystander], end, config.timeout, lambda: None))
                 result.bystander = bystander
