@@ -308,9 +308,9 @@ def test_histogram_percentiles_merge() -> None:
     for ms in range(1, 101):  # 1..100 ms
         (first if ms % 2 else second).record(ms / 1000)
     merged = Histogram()
-    merged.merge(first)
-    merged.merge(second)
-    assert merged.total == 100
+    merged.update(first)
+    merged.update(second)
+    assert merged.total() == 100
     summary = merged.summary()
     assert summary["p50"] == pytest.approx(50, rel=0.002)
     assert summary["p90"] == pytest.approx(90, rel=0.002)

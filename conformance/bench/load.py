@@ -19,7 +19,7 @@ import gc
 import random
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -85,33 +85,20 @@ class Tally:
         self.examples.extend(other.examples[: max(MAX_EXAMPLES - len(self.examples), 0)])
 
 
-class Histogram:
+class Histogram(Counter[int]):
     """Latencies in microseconds, rounded down to 11 significant bits (under
-    0.1 % off): a few thousand buckets however long the run, cheap to merge."""
-
-    def __init__(self, counts: dict[int, int] | None = None) -> None:
-        self.counts: dict[int, int] = dict(counts or {})
+    0.1 % off): a few thousand buckets however long the run; ``update`` merges."""
 
     def record(self, seconds: float) -> None:
         us = max(int(seconds * 1_000_000), 0)
         shift = max(us.bit_length() - 11, 0)
-        key = (us >> shift) << shift
-        self.counts[key] = self.counts.get(key, 0) + 1
-
-    def merge(self, other: Histogram) -> None:
-        for key, count in other.counts.items():
-            self.counts[key] = self.counts.get(key, 0) + count
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
+        self[(us >> shift) << shift] += 1
 
     def percentile(self, percent: float) -> float | None:
         """The latency in milliseconds at ``percent`` (nearest rank); None when empty."""
-        rank = max(1, -(-self.total * percent // 100))
-        seen = 0
-        for key in sorted(self.counts):
-            seen += self.counts[key]
+        rank, seen = max(1, -(-self.total() * percent // 100)), 0
+        for key in sorted(self):
+            seen += self[key]
             if seen >= rank:
                 return key / 1000
         return None
@@ -119,9 +106,9 @@ class Histogram:
     def summary(self) -> dict[str, float | None]:
         """p50, p90, p99, p99.9, max and mean, in milliseconds."""
         out = {f"p{p:g}": self.percentile(p) for p in (50, 90, 99, 99.9)}
-        total = self.total
-        out["max"] = max(self.counts) / 1000 if total else None
-        out["mean"] = sum(k * n for k, n in self.counts.items()) / total / 1000 if total else None
+        total = self.total()
+        out["max"] = max(self) / 1000 if total else None
+        out["mean"] = sum(k * n for k, n in self.items()) / total / 1000 if total else None
         return out
 
 
@@ -412,7 +399,7 @@ class Share:
 @dataclass
 class WorkerResult:
     tally: Tally = field(default_factory=Tally)
-    histogram: dict[int, int] = field(default_factory=dict)
+    histogram: Histogram = field(default_factory=Histogram)
     spaces: list[KeySpace] = field(default_factory=list)
     connected: int = 0
     served_in_time: int = 0  # connections whose first answer came before the end
@@ -473,11 +460,9 @@ async def _work(config: BenchConfig, share: Share, barrier: Any, counts: Any) ->
         result.cpu_seconds = time.process_time() - cpu
     finally:
         gc.enable()
-    histogram = Histogram()
     for each in filter(None, opened):  # those that failed before the run too
         result.tally.merge(each.tally)
-        histogram.merge(each.histogram)
-    result.histogram = histogram.counts
+        result.histogram.update(each.histogram)
     result.finished = max([result.started, *(load.last_answer for load in loads)])
     result.served_in_time = sum(
         load.first_answer is not None and load.first_answer < end for load in loads

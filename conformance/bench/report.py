@@ -149,7 +149,7 @@ def text(result: BenchResult) -> str:
     if result.bystander is not None:
         histogram = result.bystander.histogram
         lines.append(
-            f"bystander fnd: {histogram.total:,} answers, latency ms: {_latency(histogram)}"
+            f"bystander fnd: {histogram.total():,} answers, latency ms: {_latency(histogram)}"
         )
     idle = result.idle
     if idle.asked:
@@ -244,7 +244,7 @@ def as_json(result: BenchResult) -> dict[str, Any]:
     if result.bystander is not None:
         by = result.bystander
         out["bystander"] = {
-            "answers": by.histogram.total,
+            "answers": by.histogram.total(),
             "latency_ms": by.histogram.summary(),
             "errors": dict(by.tally.errors),
             "malformed": by.tally.malformed,

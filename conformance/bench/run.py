@@ -24,7 +24,6 @@ from typing import Any, TextIO, TypeVar
 
 from conformance.bench.client import Client, ExchangeError
 from conformance.bench.load import (
-    Histogram,
     KeySpace,
     Load,
     Share,
@@ -379,7 +378,7 @@ class _Coordinator:
         result = self.result
         for outcome in outcomes:
             result.tally.merge(outcome.tally)
-            result.histogram.merge(Histogram(outcome.histogram))
+            result.histogram.update(outcome.histogram)
             result.connected += outcome.connected
             result.served_in_time += outcome.served_in_time
             result.worker_cpu_seconds += outcome.cpu_seconds
