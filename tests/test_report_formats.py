@@ -18,8 +18,20 @@ from typing import Any
 
 import pytest
 
-from conformance.reports import FAIL, PASS, SKIP, WARN, RunResult, TestRecord
-from conformance.reports import badge, console, html, json_report, junit, markdown
+from conformance.reports import (
+    FAIL,
+    PASS,
+    SKIP,
+    WARN,
+    RunResult,
+    TestRecord,
+    badge,
+    console,
+    html,
+    json_report,
+    junit,
+    markdown,
+)
 from conformance.reports.provenance import (
     Provenance,
     program_words,
@@ -103,7 +115,8 @@ def test_target_block_is_readable() -> None:
     assert ("server", "127.0.0.1:2007") in items
     assert ("framing found by", "answers end with LF") in items
     values = " ".join(value for _, value in items)
-    assert "None" not in values and "False" not in values
+    assert "None" not in values
+    assert "False" not in values
     assert "seed" not in labels  # shown once, with the provenance
     embedded = target_items({**TARGET, "embedded": True})
     assert embedded[0] == ("server is", "the embedded reference server (started by the suite)")
@@ -153,7 +166,8 @@ def test_json_report_round_trips_the_new_fields() -> None:
 
 def test_html_puts_failures_first_under_a_filter() -> None:
     page = html.render(mixed_result())
-    order = [page.index(f"::{name}") for name in ("test_fail", "test_warn", "test_skip", "test_pass")]
+    names = ("test_fail", "test_warn", "test_skip", "test_pass")
+    order = [page.index(f"::{name}") for name in names]
     assert order == sorted(order)
     for choice in ("all", "failed", "warned", "skipped"):
         assert f'id="show-{choice}"' in page
@@ -174,7 +188,8 @@ def test_html_target_block_has_no_raw_none_or_false() -> None:
     page = html.render(mixed_result())
     block = page[page.index('<dl class="facts" id="target">') :]
     block = block[: block.index("</dl>")]
-    assert "None" not in block and "False" not in block
+    assert "None" not in block
+    assert "False" not in block
     assert "<dt>server</dt><dd>127.0.0.1:2007</dd>" in block
 
 

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_report_formats import mixed_result
 
 from conformance.reports import FAIL, PASS, SKIP, WARN, RunResult, TestRecord, html
-from test_report_formats import mixed_result
 
 BROWSER_TIMEOUT = 60.0
 FLAGS = (
@@ -126,7 +126,8 @@ def test_run_page_target_block_and_titles_read_well(tmp_path: Path) -> None:
     seen = probe_page(html.render(mixed_result()), tmp_path)
     target = seen["facts"]["target"]
     assert "127.0.0.1:2007" in target
-    assert "None" not in target and "False" not in target
+    assert "None" not in target
+    assert "False" not in target
     run = seen["facts"]["run"]
     assert "conformance run --server 127.0.0.1:2007" in run
     assert "2026-01-02T03:04:05" in run
