@@ -20,7 +20,7 @@ import json
 import re
 import shlex
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from conformance.matrix.config import MatrixConfig
@@ -366,8 +366,8 @@ def merge(inputs: Iterable[tuple[str, Dashboard | RunResult]]) -> Dashboard:
         if isinstance(item, RunResult):
             runs.append((name, item))
             continue
-        if merged is None:
-            merged = item
+        if merged is None:  # a copy: the inputs stay as they were
+            merged = replace(item, cells=list(item.cells), sources=list(item.sources), runs=[])
             continue
         if (merged.servers, merged.clients) != (item.servers, item.clients):
             other = merged.sources[0].name
