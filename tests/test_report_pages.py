@@ -159,3 +159,15 @@ def test_a_page_with_hostile_text_stays_inert(tmp_path: Path) -> None:
     done = run_browser(["--dump-dom", path.as_uri()], tmp_path / "profile")
     assert "<title>ABP/1 conformance" in done.stdout, done.stderr[-2000:]  # no script ran
     assert "<img" not in done.stdout  # the text stayed text
+
+
+def test_matrix_page_in_the_same_style(tmp_path: Path) -> None:
+    doc = document([("c1", "s1", True), ("c1", "s2", False), ("c2", "s2", False)])
+    doc["provenance"]["command"] = "conformance matrix --json m.json"
+    board = Dashboard.from_document(doc, "m.json")
+    seen = probe_page(html_report(board), tmp_path)
+    assert seen["failed"] == ["cell-c1--s2", "cell-c2--s2"]  # the passing cell is hidden
+    assert seen["all"] == ["cell-c1--s1", "cell-c1--s2", "cell-c2--s2"]
+    run = seen["facts"]["run"]
+    assert "conformance matrix --json m.json" in run
+    assert "2026-01-01T00:00:00" in run

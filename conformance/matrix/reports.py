@@ -16,6 +16,7 @@ client sent, ``<<`` what the server answered, ``--`` events).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shlex
@@ -43,8 +44,12 @@ class MergeError(ValueError):
 
 def anchor_for(client: str, server: str) -> str:
     """A stable id for a cell: ``cell-<client>--<server>``."""
-    slug = re.sub(r"[^a-z0-9]+", "-", f"{client}--{server}".lower()).strip("-")
-    return f"cell-{slug}"
+
+    def slug(name: str) -> str:  # no "--" inside: the separator stays unambiguous
+        text = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+        return text or hashlib.sha256(name.encode("utf-8", "replace")).hexdigest()[:8]
+
+    return f"cell-{slug(client)}--{slug(server)}"
 
 
 def anchor(cell: CellResult) -> str:
@@ -579,7 +584,7 @@ def html_report(d: Dashboard) -> str:
     out += _commands(d)
     out += ["<h2>Cells</h2>"]
     counts = {"FAIL": sum(1 for c in d.cells if not c.ok)}
-    out.append(page.filter_bar(counts, len(d.cells)))
+    out.append(page.filter_bar(counts, len(d.cells), ("all", "failed")))
     out.append(page.cards([_cell_card(cell) for cell in d.cells]))
     out += page.tail()
     return "\n".join(out) + "\n"

@@ -83,10 +83,16 @@ def facts(pairs: Iterable[tuple[str, str]], css_id: str = "") -> str:
     return f'<dl class="facts"{ident}>{rows}</dl>'
 
 
-def filter_bar(counts: dict[str, int], total: int) -> str:
-    """The radio buttons; they must precede the ``<div class="cards">``."""
+def filter_bar(
+    counts: dict[str, int],
+    total: int,
+    choices: Sequence[str] = ("all", "failed", "warned", "skipped"),
+) -> str:
+    """The radio buttons (of ``choices``); they must precede the ``<div class="cards">``."""
     parts: list[str] = []
     for suffix, label, status in FILTERS:
+        if suffix not in choices:
+            continue
         count = total if not status else counts.get(status, 0)
         checked = " checked" if suffix == "all" else ""
         parts.append(
