@@ -24,8 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_matrix_ci import document
 from test_report_formats import mixed_result
 
+from conformance.matrix.reports import Dashboard, html_report
 from conformance.reports import FAIL, PASS, SKIP, WARN, RunResult, TestRecord, html
 
 BROWSER_TIMEOUT = 60.0
