@@ -14,14 +14,15 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import TextIO
 
 from conformance.matrix import reports
 from conformance.matrix.config import ConfigError, check_programs, load
 from conformance.matrix.runner import CellResult, pairs_of, run_matrix
 from conformance.reports.provenance import Provenance
+from protocol.program import EXIT_OK, EXIT_USAGE, ProgramParser, positive_int
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_FAILED = 1
 PROG = "conformance matrix"
 
 EPILOG = """\
@@ -39,17 +40,6 @@ runs a stable 1/N of the pairs), then join them with
 """
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def _workers(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1: {text!r}")
-    return int(text)
-
-
 def shard_spec(text: str) -> tuple[int, int]:
     """``K/N`` with 1 <= K <= N."""
     k, sep, n = text.partition("/")
@@ -59,7 +49,7 @@ def shard_spec(text: str) -> tuple[int, int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = ProgramParser(
         prog=PROG,
         description="Run every client against every server of an interop config "
         "(TOML) and show who interoperates with whom.",
@@ -73,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--workers",
         "-n",
-        type=_workers,
+        type=positive_int,
         default=os.cpu_count() or 1,
         metavar="N",
         help="pairs run at once (default: the cores, %(default)s)",

@@ -13,23 +13,15 @@ Exit status 0, or 2 (one line on stderr).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import TextIO
 
-EXIT_OK, EXIT_USAGE = 0, 2
+from protocol.program import EXIT_OK, EXIT_USAGE, ProgramParser
 
 MAX_INPUT_BYTES = 256 << 20  # a matrix with transcripts is megabytes, not gigabytes
-
-
-class ProgramParser(argparse.ArgumentParser):
-    """A usage error is one line on stderr and exit 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def report_parser() -> ProgramParser:

@@ -22,6 +22,7 @@ from typing import Any
 
 from conformance.reports.provenance import Provenance
 from protocol import requirements
+from protocol.program import EXIT_OK
 
 PASS, FAIL, WARN, SKIP = "PASS", "FAIL", "WARN", "SKIP"
 UNTESTED = "UNTESTED"  # a requirement of the role under test that no test of the run covers
@@ -29,7 +30,7 @@ OUTCOMES = (PASS, FAIL, WARN, SKIP)
 _SEVERITY = {SKIP: 0, PASS: 1, WARN: 2, FAIL: 3}
 _STRENGTH = {"MUST": 3, "MAY": 2, "SHOULD": 1}  # a MAY is judged in its MUST form
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+EXIT_FAILED, EXIT_INTERNAL = 1, 3  # EXIT_OK and EXIT_USAGE: protocol.program
 
 
 def level_of(requirement_id: str) -> str | None:
