@@ -105,6 +105,13 @@ def test_an_unexpected_pass_is_reported_and_fails_the_run() -> None:
     assert RunResult.from_json(data).unexpected_passes == result.unexpected_passes
 
 
+def test_a_requirement_entry_names_only_failures_of_that_requirement() -> None:
+    result = run(record("test_a", [SHOULD], WARN), record("test_b", [MUST2], FAIL), strict=True)
+    apply(result, parse(f'[[expected]]\nrequirement = "{MUST2}"\nreason = "r"'))
+    assert [r.name for r in result.records if r.expected_failure] == ["test_b"]
+    assert result.exit_code() == 1  # the SHOULD warning is not the baseline's
+
+
 def test_a_failure_against_another_requirement_is_no_pass() -> None:
     result = run(record("test_a", [MUST, MUST2], FAIL, failed_requirement=MUST))
     apply(result, parse(f'[[expected]]\nrequirement = "{MUST2}"\nreason = "r"'))

@@ -65,7 +65,8 @@ def test_a_baseline_turns_the_verdict(tmp_path: Path) -> None:
     out = io.StringIO()
     assert finish(mixed_result(), args, ["run"], out, prepared, colour=False) == 0
     text = out.getvalue()
-    assert "expected by the baseline: TODO" in text
+    assert "Expected by the baseline (1)" in text
+    assert "Failures and warnings not in the baseline" in text  # the SHOULD warning
     assert "1 baseline entry has the placeholder reason" in text
     assert "verdict: PASS (no failure beyond those the baseline expects)" in text
 

@@ -73,7 +73,10 @@ class Entry:
         """This entry speaks about this failing (or warning) record."""
         if self.test:
             return self.names_test(record.nodeid)
-        return record.outcome_for(self.requirement) in (FAIL, WARN)
+        return self.requirement in record.judged and record.outcome_for(self.requirement) in (
+            FAIL,
+            WARN,
+        )
 
     def covers(self, record: TestRecord) -> bool:
         """This record's outcome says something about this entry."""

@@ -156,11 +156,21 @@ def render(
     paint = Painter(colour)
     out = _table(result, paint, verbose)
     bad = [r for r in result.sorted_records() if r.outcome in (FAIL, WARN)]
-    if bad and not quiet:
-        out += ["", paint.bold("Failures and warnings")]
-        for record in bad:
+    new = [r for r in bad if not r.expected_failure]
+    if new and not quiet:
+        title = "Failures and warnings" + (" not in the baseline" if result.baseline else "")
+        out += ["", paint.bold(title)]
+        for record in new:
             command = rerun_command(result.provenance.command, record.nodeid)
             out += _explain(record, paint, verbose, transcripts, command)
+    expected = [r for r in bad if r.expected_failure]
+    if expected and not quiet:
+        out += ["", paint.bold(f"Expected by the baseline ({len(expected)})")]
+        for record in expected:
+            rid = record.failed_requirement or " ".join(record.requirements)
+            out.append(f"  {paint.status(record.outcome)} {rid}  {record.nodeid}")
+            if verbose:
+                out.append(f"      {printable(record.expected_failure)}")
     if not quiet:
         out += _skipped(result, paint, verbose)
     if result.warnings and verbose:

@@ -73,8 +73,17 @@ def card(record: TestRecord, command: str = "") -> str:
 
 
 def failures_first(result: RunResult) -> list[TestRecord]:
-    records = result.sorted_records()  # spec order within each outcome
-    return sorted(records, key=lambda r: _ORDER.get(r.outcome, 4))
+    """Failures, then warnings (those a baseline expects after the others),
+    then skips, then passes; spec order within each."""
+    records = result.sorted_records()
+    return sorted(
+        records,
+        key=lambda r: (
+            r.outcome not in (FAIL, WARN),
+            bool(r.expected_failure),
+            _ORDER.get(r.outcome, 4),
+        ),
+    )
 
 
 def summary_line(result: RunResult) -> str:

@@ -48,7 +48,7 @@ def _first_lines(text: str, limit: int) -> str:
 def _failure(record: TestRecord, command: str | None) -> str:
     rid = title_requirement(record)
     parts = [f"#### {ICONS.get(record.outcome, '')} {cell(rid or '(no requirement)')}"]
-    parts.append(f"`{cell(record.nodeid)}`" if "`" not in record.nodeid else cell(record.nodeid))
+    parts.append(f"<code>{cell(record.nodeid)}</code>")
     if record.expected_failure:
         parts.append(f"*expected by the baseline:* {cell(record.expected_failure)}")
     if record.baseline_note:
@@ -79,8 +79,16 @@ def render(result: RunResult, *, limit: int = LIMIT) -> str:
     rows = [r for r in result.requirement_rows() if r.status in (FAIL, WARN)]
     if rows:
         head += ["| | requirement | level | text |", "|---|---|---|---|"]
+        expected_ids = {r.nodeid for r in result.records if r.expected_failure}
         for row in rows:
             text = row.text if len(row.text) <= 100 else row.text[:99] + "…"
+            failing_ids = [
+                r.nodeid
+                for r in result.records
+                if r.nodeid in row.tests and r.outcome in (FAIL, WARN)
+            ]
+            if failing_ids and set(failing_ids) <= expected_ids:
+                text = "(expected by the baseline) " + text
             head.append(f"| {ICONS[row.status]} | {cell(row.id)} | {row.level} | {cell(text)} |")
         head.append("")
     else:
@@ -91,11 +99,16 @@ def render(result: RunResult, *, limit: int = LIMIT) -> str:
         tail.append(f"| {cell(label)} | {cell(value)} |")
     tail += [f"| duration | {result.duration:.1f}s |", "", "</details>", ""]
 
-    bad = [r for r in failures_first(result) if r.outcome in (FAIL, WARN)]
+    failing = [r for r in failures_first(result) if r.outcome in (FAIL, WARN)]
+    bad = [r for r in failing if not r.expected_failure]
+    expected = [r for r in failing if r.expected_failure]
+    budget = limit - sum(len(line) + 1 for line in [*head, *tail]) - 400
+    known = _expected_list(expected, budget // 3) if expected else []
+    budget -= sum(len(line) + 1 for line in known)
     body: list[str] = []
     if bad:
-        budget = limit - sum(len(line) + 1 for line in [*head, *tail]) - 200
-        body = [f"<details><summary>Failures and warnings ({len(bad)})</summary>", ""]
+        title = "Failures and warnings" + (" not in the baseline" if result.baseline else "")
+        body = [f"<details><summary>{title} ({len(bad)})</summary>", ""]
         for n, record in enumerate(bad):
             text = _failure(record, rerun_command(result.provenance.command, record.nodeid))
             if len(text) + 2 > budget - sum(len(b) + 1 for b in body):
@@ -103,7 +116,25 @@ def render(result: RunResult, *, limit: int = LIMIT) -> str:
                 break
             body += [text, ""]
         body += ["</details>", ""]
-    return "\n".join([*head, *body, *tail])
+    return "\n".join([*head, *body, *known, *tail])
+
+
+def _expected_list(records: list[TestRecord], budget: int) -> list[str]:
+    """The failures a baseline expects, one line each (as many as fit)."""
+    out = [f"<details><summary>Expected by the baseline ({len(records)})</summary>", ""]
+    used = sum(len(line) + 1 for line in out)
+    for n, record in enumerate(records):
+        rid = title_requirement(record)
+        line = (
+            f"- {ICONS.get(record.outcome, '')} {cell(rid)} <code>{cell(record.name)}</code>: "
+            f"{cell(record.expected_failure)}"
+        )
+        if used + len(line) + 1 > budget:
+            out.append(f"- *... {len(records) - n} more: see the HTML or JSON report.*")
+            break
+        out.append(line)
+        used += len(line) + 1
+    return [*out, "", "</details>", ""]
 
 
 def write(result: RunResult, path: str | Path) -> None:

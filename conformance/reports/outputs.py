@@ -102,11 +102,21 @@ def finish(
     *,
     colour: bool | None = None,
 ) -> int:
-    """Provenance, baseline, console report, files; returns the exit status."""
+    """Provenance, baseline, the files, then the console report (its summary
+    last); returns the exit status."""
     seed = getattr(args, "seed", None)
     result.provenance = Provenance.here(["conformance", *argv], seed=seed, started=result.started)
     if prepared.baseline is not None:
         apply(result, prepared.baseline)
+    for flag, (attribute, writer) in WRITERS.items():
+        path = getattr(args, attribute, None)
+        if path is None:
+            continue
+        try:
+            writer(result, path)
+        except OSError as exc:
+            raise ReportProblem(f"{flag} {path}: {exc.strerror or exc}") from None
+        out.write(f"report written: {path}\n")
     out.write(
         console.render(
             result,
@@ -122,14 +132,5 @@ def finish(
             f"{'y has' if prepared.baseline.placeholders == 1 else 'ies have'} "
             f"the placeholder reason: fill in why ({prepared.baseline.source})\n"
         )
-    for flag, (attribute, writer) in WRITERS.items():
-        path = getattr(args, attribute, None)
-        if path is None:
-            continue
-        try:
-            writer(result, path)
-        except OSError as exc:
-            raise ReportProblem(f"{flag} {path}: {exc.strerror or exc}") from None
-        out.write(f"report written: {path}\n")
     out.flush()
     return result.exit_code()
