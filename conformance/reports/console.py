@@ -187,6 +187,10 @@ def render(
     if result.baseline:
         counts += f" ({s['expected']} expected by the baseline)"
     out += ["", f"{counts} in {result.duration:.1f}s"]
+    if result.stopped_early:
+        out.append(
+            f"stopped early ({printable(result.stopped_early)}): the other tests did not run"
+        )
     prov = result.provenance
     if prov.toolkit:
         out.append(f"abp-toolkit {prov.toolkit}, spec sha256 {prov.spec_short}")

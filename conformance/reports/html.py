@@ -92,6 +92,8 @@ def summary_line(result: RunResult) -> str:
         f"{s['tests']} tests: {s['passed']} passed, {s['failed']} failed, "
         f"{s['warned']} warned, {s['skipped']} skipped"
     )
+    if result.stopped_early:
+        text += f" (stopped early: {result.stopped_early})"
     if result.baseline:
         text += f"; {s['expected']} expected by the baseline"
         if s["unexpected_passes"]:

@@ -155,6 +155,7 @@ class RunResult:
     provenance: Provenance = field(default_factory=Provenance)
     baseline: str = ""  # the baseline file applied, if any
     unexpected_passes: list[UnexpectedPass] = field(default_factory=list)
+    stopped_early: str = ""  # pytest's reason when -x / --maxfail stopped the run
 
     def summary(self) -> dict[str, int]:
         counts = {outcome: 0 for outcome in OUTCOMES}
@@ -250,6 +251,7 @@ class RunResult:
             "summary": self.summary(),
             "provenance": self.provenance.as_json(),
             "baseline": self.baseline,
+            "stopped_early": self.stopped_early,
             "unexpected_passes": [u.as_json() for u in self.unexpected_passes],
             "requirements": [asdict(row) for row in self.requirement_rows()],
             "tests": [r.as_json() for r in sorted(self.records, key=lambda r: r.nodeid)],
@@ -285,4 +287,5 @@ class RunResult:
             provenance=Provenance.from_json(data.get("provenance")),
             baseline=str(data.get("baseline", "")),
             unexpected_passes=passes,
+            stopped_early=str(data.get("stopped_early", "")),
         )
