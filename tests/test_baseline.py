@@ -202,3 +202,36 @@ def test_from_records_of_a_clean_run_is_an_empty_baseline() -> None:
     text = from_records([record("test_c", [MUST], PASS)])
     assert tomllib.loads(text) == {}
     assert parse(text).entries == ()
+
+
+def test_junit_shows_expected_failures_as_skipped_and_unexpected_passes_as_failures(
+    tmp_path: Path,
+) -> None:
+    import xml.etree.ElementTree as ET
+
+    from conformance.reports import junit
+
+    result = run(record("test_a", [MUST], FAIL, message="broken"), record("test_b", [MUST2], PASS))
+    apply(
+        result,
+        parse(
+            f'[[expected]]\ntest = "{T}test_a"\nreason = "bug #1"\n'
+            f'[[expected]]\ntest = "{T}test_b"\nreason = "bug #2"\n'
+        ),
+    )
+    junit.write(result, tmp_path / "r.xml")
+    root = ET.parse(tmp_path / "r.xml").getroot()
+    cases = {c.get("name", "").split()[-1]: c for c in root.iter("testcase")}
+    a, b = cases["test_a"], cases["test_b"]
+    assert a.find("failure") is None
+    skipped = a.find("skipped")
+    assert skipped is not None
+    assert skipped.get("type") == "expected"
+    assert "bug #1" in (skipped.get("message") or "")
+    failure = b.find("failure")
+    assert failure is not None
+    assert failure.get("type") == "UNEXPECTED_PASS"
+    suite = root.find("testsuite")
+    assert suite is not None
+    assert suite.get("failures") == "1"
+    assert suite.get("skipped") == "1"

@@ -264,3 +264,15 @@ def test_merge_takes_server_runs_too(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "abp server at 127.0.0.1:2007" in md.read_text("utf-8")
     assert "ABP-REQ-1" in html.read_text("utf-8")
     assert "server run" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("bad", ["0/3", "4/3", "1/0", "x", "1-3", "1/3/3"])
+def test_a_bad_shard_is_a_usage_error(bad: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from conformance.matrix.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["--shard", bad])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "--shard: must be K/N with 1 <= K <= N" in err
