@@ -29,7 +29,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 MUST, MUST2, SHOULD = "ABP-REQ-1", "ABP-REQ-2", "ABP-CONN-7"
-T = "conformance/server_tests/test_x.py::"
+T = "conformance/suites/server/test_x.py::"
 
 
 def record(name: str, ids: list[str], outcome: str, **kw: Any) -> TestRecord:

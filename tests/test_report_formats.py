@@ -45,7 +45,7 @@ from protocol import requirements
 MUST, MUST2, SHOULD = "ABP-REQ-1", "ABP-REQ-2", "ABP-CONN-7"
 COMMAND = "conformance run --server 127.0.0.1:2007 --seed 7 --json r.json -n 2 -k frame -q"
 TARGET = {
-    "suite": "conformance.server_tests",
+    "suite": "conformance.suites.server",
     "address": "127.0.0.1:2007",
     "service": "abp",
     "framing": "line",
@@ -58,7 +58,7 @@ TARGET = {
 
 
 def record(name: str, ids: list[str], outcome: str, **kw: Any) -> TestRecord:
-    return TestRecord(f"conformance/server_tests/test_x.py::{name}", ids, outcome, **kw)
+    return TestRecord(f"conformance/suites/server/test_x.py::{name}", ids, outcome, **kw)
 
 
 def provenance() -> Provenance:
@@ -177,7 +177,7 @@ def test_html_puts_failures_first_under_a_filter() -> None:
 
 def test_html_card_is_titled_by_the_requirement_its_failure_names() -> None:
     page = html.render(mixed_result())
-    card = page[page.index('data-test="conformance/server_tests/test_x.py::test_fail"') :]
+    card = page[page.index('data-test="conformance/suites/server/test_x.py::test_fail"') :]
     summary = card[card.index("<summary>") : card.index("</summary>")]
     assert "<b>ABP-REQ-2</b>" in summary
     assert requirements.get(MUST2).text[:40] in summary

@@ -61,7 +61,7 @@ def test_a_baseline_turns_the_verdict(tmp_path: Path) -> None:
     )
     args = parser().parse_args(["--baseline", str(baseline)])
     prepared = prepare(args)
-    check_tests(prepared, ["conformance/server_tests/test_x.py::test_fail"])
+    check_tests(prepared, ["conformance/suites/server/test_x.py::test_fail"])
     out = io.StringIO()
     assert finish(mixed_result(), args, ["run"], out, prepared, colour=False) == 0
     text = out.getvalue()
@@ -80,10 +80,10 @@ def test_problems_are_found_before_the_run(tmp_path: Path) -> None:
     with pytest.raises(ReportProblem, match="no requirement ABP-NOPE-1 in the spec"):
         prepare(parser().parse_args(["--baseline", str(bad)]))
     bad.write_text(
-        '[[expected]]\ntest = "conformance/server_tests/test_x.py::test_nope"\nreason = "r"\n',
+        '[[expected]]\ntest = "conformance/suites/server/test_x.py::test_nope"\nreason = "r"\n',
         "utf-8",
     )
     prepared = prepare(parser().parse_args(["--baseline", str(bad)]))
     assert prepared.needs_tests
     with pytest.raises(ReportProblem, match=r"no test .*test_nope in the suite"):
-        check_tests(prepared, ["conformance/server_tests/test_x.py::test_fail"])
+        check_tests(prepared, ["conformance/suites/server/test_x.py::test_fail"])

@@ -153,7 +153,7 @@ def test_run_page_renders(tmp_path: Path) -> None:
 def test_a_page_with_hostile_text_stays_inert(tmp_path: Path) -> None:
     evil = "<img src=x onerror=\"document.title='owned'\"><script>document.title='owned'</script>"
     record = TestRecord(
-        "conformance/server_tests/test_x.py::test_evil", ["ABP-REQ-1"], FAIL, message=evil
+        "conformance/suites/server/test_x.py::test_evil", ["ABP-REQ-1"], FAIL, message=evil
     )
     page = html.render(RunResult([record], target={"address": evil}))
     path = tmp_path / "evil.html"

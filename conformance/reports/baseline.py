@@ -4,7 +4,7 @@ gate on "no new failures" while it is fixed (``conformance run --baseline``).
 The file is TOML, one ``[[expected]]`` table per entry::
 
     [[expected]]
-    test = "conformance/server_tests/test_framing.py::test_crlf_is_stripped"
+    test = "conformance/suites/server/test_framing.py::test_crlf_is_stripped"
     reason = "we keep the CR until #42 is merged"    # mandatory
     failure = "ABP-FRAME-2"                          # optional: text the failure must contain
 
