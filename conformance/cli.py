@@ -31,7 +31,8 @@ EXIT_CODES = """\
 exit status:
   0  every MUST requirement tested (and every MAY, in the form it takes) is met;
      broken SHOULDs are reported as WARN and do not change it
-  1  a MUST is broken (or, with --strict, a SHOULD)
+  1  a MUST is broken (or, with --strict, a SHOULD); with --baseline, one the
+     baseline does not expect, or a test it expects to fail passes
   2  wrong arguments, a target that cannot be reached, or a server command
      that does not start (one line on stderr)
   3  an internal error of the suite (one line; run again with -v for details)
