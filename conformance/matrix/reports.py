@@ -32,7 +32,7 @@ from conformance.reports.html import card as run_card
 from conformance.reports.markdown import cell as md_cell
 from conformance.reports.markdown import fence
 from conformance.reports.model import FAIL, WARN, RunResult
-from conformance.reports.page import badge, e
+from conformance.reports.page import e, status_tag
 from conformance.reports.provenance import Provenance, target_summary
 
 KIND = "matrix"
@@ -555,7 +555,7 @@ def html_report(d: Dashboard) -> str:
     verdict = "PASS" if d.exit_code == 0 else "FAIL"
     ok = sum(1 for c in d.cells if c.ok)
     out += [
-        f"<h1>ABP/1 interoperability matrix {badge(verdict)}</h1>",
+        f"<h1>ABP/1 interoperability matrix {status_tag(verdict)}</h1>",
         f"<p>{ok} of {len(d.cells)} pairs interoperate fully; "
         f"{sum(c.passed for c in d.cells)}/{sum(c.total for c in d.cells)} scenarios passed. "
         "Rows are clients, columns servers; a cell links to its scenarios.</p>",
@@ -678,7 +678,7 @@ def _runs_html(d: Dashboard) -> list[str]:
         s = run.summary()
         broken = [row.id for row in run.requirement_rows() if row.status in (FAIL, WARN)]
         out.append(
-            f"<h3>{badge(run.verdict())} {e(target_summary(run.target))} "
+            f"<h3>{status_tag(run.verdict())} {e(target_summary(run.target))} "
             f'<span class="muted">({e(name)})</span></h3>'
             f"<p>{s['passed']}/{s['tests']} tests passed, {s['failed']} failed, "
             f"{s['warned']} warned, {s['skipped']} skipped; broken: "
@@ -693,7 +693,7 @@ def _cell_card(cell: Cell) -> str:
     status = "PASS" if cell.ok else "FAIL"
     parts = [
         f'<details class="card {status}" id="{cell.anchor}"{"" if cell.ok else " open"}>',
-        f"<summary>{badge(status)} <b>{e(cell.client)} &times; {e(cell.server)}</b> "
+        f"<summary>{status_tag(status)} <b>{e(cell.client)} &times; {e(cell.server)}</b> "
         f"{cell.passed}/{cell.total} "
         f'<span class="muted">{cell.duration:.1f}s'
         + (f" &middot; from {e(cell.source)}" if cell.source else "")

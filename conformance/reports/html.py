@@ -15,7 +15,7 @@ from pathlib import Path
 
 from conformance.reports import page
 from conformance.reports.model import FAIL, PASS, SKIP, WARN, RunResult, TestRecord
-from conformance.reports.page import badge, e
+from conformance.reports.page import e, status_tag
 from conformance.reports.provenance import target_items, target_summary
 from conformance.reports.rerun import rerun_command
 from protocol import requirements
@@ -46,7 +46,7 @@ def card(record: TestRecord, command: str = "") -> str:
     opened = " open" if record.outcome in (FAIL, WARN) else ""
     parts = [
         f'<details class="card {e(record.outcome)}"{opened} data-test="{e(record.nodeid)}">',
-        f"<summary>{badge(record.outcome)} <b>{e(rid or '(no requirement)')}</b> "
+        f"<summary>{status_tag(record.outcome)} <b>{e(rid or '(no requirement)')}</b> "
         f"{e(_requirement_text(rid))}</summary>",
         f'<p class="req">{e(record.name)} &middot; {e(record.nodeid)}'
         + (f" &middot; also covers {e(' '.join(others))}" if others else "")
@@ -106,7 +106,7 @@ def render(result: RunResult) -> str:
     prov = result.provenance
     out = page.head(f"ABP/1 conformance: {target_summary(result.target)}")
     out += [
-        f"<h1>ABP/1 conformance {badge(result.verdict())}</h1>",
+        f"<h1>ABP/1 conformance {status_tag(result.verdict())}</h1>",
         f"<p>{e(target_summary(result.target))}. {e(summary_line(result))}, "
         f"in {result.duration:.1f}s.</p>",
     ]
@@ -159,7 +159,7 @@ def _table(result: RunResult) -> list[str]:
             ]
         out.append(
             f'<tr><td><a href="#{e(row.id)}">{e(row.id)}</a></td><td>{e(row.level)}</td>'
-            f"<td>{badge(row.status)}</td><td>{len(row.tests)}</td>"
+            f"<td>{status_tag(row.status)}</td><td>{len(row.tests)}</td>"
             f'<td class="req">{e(row.text)}</td></tr>'
         )
     if section is not None:

@@ -1,4 +1,4 @@
-"""What every HTML page of the toolkit shares: one style, escaping, badges,
+"""What every HTML page of the toolkit shares: one style, escaping, status tags,
 label/value blocks and the status filter.
 
 Pages are self-contained: inline CSS, no script, no external URL. The filter
@@ -57,7 +57,8 @@ def e(text: object) -> str:
     return html.escape(printable(str(text)), quote=True)
 
 
-def badge(status: str) -> str:
+def status_tag(status: str) -> str:
+    """A coloured PASS / FAIL / WARN / SKIP / UNTESTED label."""
     known = status if status in STATUSES else "SKIP"
     return f'<span class="status {known}">{e(status)}</span>'
 
