@@ -127,15 +127,15 @@ class Dashboard:
     cells: list[Cell]
     sources: list[Source] = field(default_factory=list)
     runs: list[tuple[str, RunResult]] = field(default_factory=list)  # file, server run
-    expected_cells: int | None = None  # all pairs (None: only those present)
+    merged: bool = False  # joined by ``merge``: a pair no input holds is missing
 
     def cell(self, client: str, server: str) -> Cell | None:
         return next((c for c in self.cells if c.client == client and c.server == server), None)
 
     @property
     def missing(self) -> list[tuple[str, str]]:
-        """Pairs of the config that no input ran (shards not merged)."""
-        if self.expected_cells is None:
+        """Pairs of the config that no input of a merge ran (a shard left out)."""
+        if not self.merged:
             return []
         return [
             (c, s) for c, _, _ in self.clients for s, _ in self.servers if self.cell(c, s) is None
@@ -223,7 +223,6 @@ class Dashboard:
             scenarios,
             cells,
             [source],
-            expected_cells=len(servers) * len(clients),
         )
 
 
@@ -372,7 +371,9 @@ def merge(inputs: Iterable[tuple[str, Dashboard | RunResult]]) -> Dashboard:
             runs.append((name, item))
             continue
         if merged is None:  # a copy: the inputs stay as they were
-            merged = replace(item, cells=list(item.cells), sources=list(item.sources), runs=[])
+            merged = replace(
+                item, cells=list(item.cells), sources=list(item.sources), runs=[], merged=True
+            )
             continue
         if (merged.servers, merged.clients) != (item.servers, item.clients):
             other = merged.sources[0].name
@@ -409,7 +410,7 @@ def _grid_text(d: Dashboard, client: str, server: str) -> tuple[str, str]:
     cell = d.cell(client, server)
     if cell is not None:
         return f"{cell.passed}/{cell.total}", "ok" if cell.ok else "!!"
-    if d.expected_cells is not None and len(d.sources) > 1:
+    if d.merged:
         return "missing", ""
     return "-", ""
 
