@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from conformance.matrix.config import load
-from conformance.matrix.reports import Dashboard, merge
+from conformance.matrix.reports import Dashboard, console, merge
 from conformance.matrix.runner import pairs_of
 from conformance.reports.cli import merge_command
 
@@ -198,8 +198,11 @@ def document(
 def test_merge_marks_missing_pairs_and_culprits() -> None:
     one = Dashboard.from_document(document([("c1", "s1", True), ("c2", "s1", True)]), "a.json")
     two = Dashboard.from_document(document([("c1", "s2", False)], "2/2"), "b.json")
+    assert one.missing == []  # one shard's own view: the others run elsewhere
+    assert "missing" not in console(one)
     board = merge([("a.json", one), ("b.json", two)])
     assert board.missing == [("c2", "s2")]
+    assert "1 pair(s) in no input: c2 x s2" in console(board)
     assert board.exit_code == 1
     assert board.culprits() == []  # s2 failed against one peer only: not enough to say
     three = Dashboard.from_document(document([("c2", "s2", False)], "3/3"), "c.json")
