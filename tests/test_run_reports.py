@@ -11,6 +11,7 @@ those tests and passes others, the same ones on every run.
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import subprocess
 import sys
@@ -166,3 +167,49 @@ def test_usage_errors_are_one_line(tmp_path: Path, args: list[str], said: str) -
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1, done.stderr
     assert said in done.stderr
+
+
+# ------------------------------------------------------------------ the docs
+
+
+def documented_commands() -> list[str]:
+    """Every ``conformance run|baseline|report|matrix`` command line in the
+    README's and the guide's code (the CI recipe's folded ``run: >`` joined)."""
+    root = Path(__file__).resolve().parent.parent
+    found = []
+    for doc in (root / "README.md", root / "docs" / "conformance-guide.md"):
+        lines = doc.read_text("utf-8").splitlines()
+        for n, line in enumerate(lines):
+            text = line.strip().removeprefix("$ ")
+            if text.startswith("run: >"):  # a folded YAML scalar: the next indented lines
+                indent = len(lines[n + 1]) - len(lines[n + 1].lstrip())
+                body = []
+                for more in lines[n + 1 :]:
+                    if len(more) - len(more.lstrip()) < indent or not more.strip():
+                        break
+                    body.append(more.strip())
+                text = " ".join(body)
+            if re.match(r"conformance (run|baseline|report|matrix)\b", text) and "…" not in text:
+                found.append(text)
+    return found
+
+
+def test_the_documented_ci_commands_parse() -> None:
+    from conformance.cli import build_parser
+    from conformance.matrix.cli import build_parser as matrix_parser
+    from conformance.reports.cli import baseline_parser, report_parser
+
+    commands = documented_commands()
+    assert any("--baseline" in c and "--markdown" in c and "--badge" in c for c in commands)
+    assert any(c.startswith("conformance report merge") for c in commands)
+    assert any(c.startswith("conformance baseline write") for c in commands)
+    parsers = {"run": build_parser, "matrix": matrix_parser, "report": report_parser,
+               "baseline": baseline_parser}  # fmt: skip
+    for command in commands:
+        words = shlex.split(command, comments=True)[1:]
+        kind = words[0]
+        argv = words if kind == "run" else words[1:]
+        try:
+            parsers[kind]().parse_args(argv)
+        except SystemExit as exc:
+            pytest.fail(f"the docs show a command that does not parse ({exc.code}): {command}")
