@@ -323,5 +323,6 @@ def test_console_prints_the_rerun_command_and_honours_quiet() -> None:
     quiet = console.render(result, quiet=True)
     assert "rerun:" not in quiet
     assert "ABP-REQ-2" in quiet  # the table stays
+    assert "broken MUSTs (1): ABP-REQ-2\nbroken SHOULDs (1): ABP-CONN-7\n" in quiet
     assert quiet.rstrip().splitlines()[-1].startswith("verdict: FAIL")
     assert f"abp-toolkit {toolkit_version()}, spec sha256 {spec_sha256()[:12]}" in quiet

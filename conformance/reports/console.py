@@ -179,6 +179,7 @@ def render(
     elif result.warnings and not quiet:
         out += ["", f"{len(result.warnings)} Python warning(s) raised by the tests (shown with -v)"]
     out += _baseline(result, paint)
+    out += _broken(result)
     s = result.summary()
     counts = (
         f"{s['tests']} tests: {s['passed']} passed, {s['failed']} failed, "
@@ -196,6 +197,17 @@ def render(
         out.append(f"abp-toolkit {prov.toolkit}, spec sha256 {prov.spec_short}")
     out.append(verdict_line(result, paint))
     return "\n".join(out) + "\n"
+
+
+def _broken(result: RunResult) -> list[str]:
+    """The broken requirements in one list, by status (the summary's first lines)."""
+    rows = result.requirement_rows()
+    out = []
+    for status, what in ((FAIL, "broken MUSTs"), (WARN, "broken SHOULDs")):
+        ids = [row.id for row in rows if row.status == status]
+        if ids:
+            out.append(f"{what} ({len(ids)}): " + " ".join(ids))
+    return ["", *out] if out else []
 
 
 def _baseline(result: RunResult, paint: Painter) -> list[str]:
