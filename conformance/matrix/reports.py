@@ -686,7 +686,7 @@ def _runs_html(d: Dashboard) -> list[str]:
             f"{e(' '.join(broken) or 'none')}.</p>"
         )
         bad = [r for r in run.sorted_records() if r.outcome in (FAIL, WARN)]
-        out += [run_card(r).replace(" open", "", 1) for r in bad]
+        out += [run_card(r, unfold=False) for r in bad]
     return out
 
 

@@ -39,11 +39,12 @@ def _requirement_text(rid: str) -> str:
     return text if len(text) <= TEXT_IN_TITLE else text[: TEXT_IN_TITLE - 1].rstrip() + "…"
 
 
-def card(record: TestRecord, command: str = "") -> str:
-    """One test as a ``<details class="card STATUS">``: open when it failed."""
+def card(record: TestRecord, command: str = "", *, unfold: bool = True) -> str:
+    """One test as a ``<details class="card STATUS">``: open when it failed
+    (and ``unfold``)."""
     rid = title_requirement(record)
     others = [r for r in record.requirements if r != rid]
-    opened = " open" if record.outcome in (FAIL, WARN) else ""
+    opened = " open" if unfold and record.outcome in (FAIL, WARN) else ""
     parts = [
         f'<details class="card {e(record.outcome)}"{opened} data-test="{e(record.nodeid)}">',
         f"<summary>{status_tag(record.outcome)} <b>{e(rid or '(no requirement)')}</b> "
