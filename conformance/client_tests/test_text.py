@@ -2,8 +2,10 @@
 
 ABP-REQ-12: NAME and ENTRY go out exactly as given: no trimming, no case
 change, no escaping, ``:`` and ``,`` kept, any Unicode. ABP-REQ-13: a NAME
-that is empty or holds ``,`` CR LF or NUL, or an ENTRY with CR LF or NUL, is
-refused without sending anything.
+that is empty or holds CR LF or NUL, an ``add`` NAME with ``,``, or an ENTRY
+with CR LF or NUL, is refused without sending anything. ABP-REQ-14 (SHOULD):
+so is a ``rem``/``fnd`` NAME with ``,``; sending it changes no meaning, so a
+client that does is warned, not failed.
 """
 
 from __future__ import annotations
@@ -55,8 +57,7 @@ def test_name_and_entry_sent_exactly(
 INVALID_ARGV = {
     "empty-name-add": Op("add", "", "x"),
     "empty-name-fnd": Op("fnd", ""),
-    "comma-in-name-fnd": Op("fnd", "Smith, John"),
-    "comma-in-name-rem": Op("rem", "Smith, John"),
+    "comma-in-name-add": Op("add", "Smith, John", "x"),
     "lf-in-name": Op("fnd", "two\nlines"),
     "cr-in-name": Op("add", "carriage\rreturn", "x"),
     "lf-in-entry": Op("add", "name", "two\nlines"),
@@ -66,8 +67,14 @@ INVALID_ARGV = {
 #: case: the operation a menu client must refuse (its lines cannot carry CR/LF).
 INVALID_MENU = {
     "empty-name-fnd": Op("fnd", ""),
-    "comma-in-name-rem": Op("rem", "Smith, John"),
     "comma-in-name-add": Op.add("Smith, John", Address("1", "High St", "Leeds", "555")),
+}
+
+#: case: the operation a client should refuse (ABP-REQ-14): a ``,`` in a NAME
+#: that no ``add`` can store, harmless on the wire.
+SHOULD_REFUSE = {
+    "comma-in-name-fnd": Op("fnd", "Smith, John"),
+    "comma-in-name-rem": Op("rem", "Smith, John"),
 }
 
 
@@ -97,3 +104,19 @@ def test_menu_invalid_input_refused(
     checks.completed("ABP-REQ-13", outcome, transcript)
     server.wait_all_closed(1.0)
     checks.nothing_sent("ABP-REQ-13", server, transcript)
+
+
+@pytest.mark.requirement("ABP-REQ-14")
+@pytest.mark.parametrize("case", list(SHOULD_REFUSE))
+def test_comma_in_rem_or_fnd_name_refused(
+    case: str, client: ClientUnderTest, serve: Serve, transcript: Transcript
+) -> None:
+    """ABP-REQ-14 (SHOULD): nothing is sent for a ``rem``/``fnd`` NAME holding
+    ``,``; an argv client shows the refusal with a non-zero exit."""
+    server = serve(client, book=Book({"Smith, John": "x"}))
+    outcome = client.perform(server.host, server.port, [SHOULD_REFUSE[case]], transcript)
+    checks.completed("ABP-REQ-14", outcome, transcript)
+    server.wait_all_closed(1.0)
+    checks.nothing_sent("ABP-REQ-14", server, transcript)
+    if client.contract == "argv":
+        checks.exit_nonzero("ABP-REQ-14", outcome.runs[0], transcript, "on input it should refuse")
