@@ -19,6 +19,10 @@ from conformance.clientsuite.scenarios import Book
 from conformance.wire import Transcript
 from protocol import Add, Find
 
+#: Every ASCII character a NAME (but for ``,``) or an ENTRY may hold: all but NUL, CR and LF;
+#: the control characters that other line-splitters take for a line break included.
+ASCII_ALLOWED = "".join(chr(c) for c in range(1, 128) if chr(c) not in "\r\n")
+
 #: case: (name, the entry as a menu client is given it). argv clients get the
 #: same entry as one string.
 EXACT = {
@@ -31,6 +35,10 @@ EXACT = {
     "spaces-kept": (" padded  name ", Address(" 9 ", " Two  Spaces ", "\tTabbed\t", " ")),
     "case-kept": ("McDONALD", Address("1", "MiXeD CaSe", "UPPER", "lower")),
     "backslash-and-quotes": ('O\'Brien "Jr"', Address("5\\6", "a\\nb", "%s {name}", "$HOME")),
+    "every-allowed-character": (
+        "every " + ASCII_ALLOWED.replace(",", "") + " \x85\xa0\u2028\u2029\ufeff\U0010fffd",
+        Address("1", ASCII_ALLOWED, "\x85\xa0\u2028\u2029\ufeff", "\U0001f642\U0010fffd e\u0301"),
+    ),
 }
 
 
