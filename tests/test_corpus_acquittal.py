@@ -109,7 +109,7 @@ def test_utf8_checked_before_nul_is_not_failed(tmp_path: Path) -> None:
     variant = SERVERS["utf8-before-nul"]
     with ServerProcess([*variant_argv(variant), "--data", str(tmp_path / "data")]) as server:
         args = variant_suite_args(variant, f"{server.host}:{server.port}", workers=0)
-        focus = ["--requirement", "ABP-FRAME-12", "--requirement", "ABP-FRAME-13"]
+        focus = [f"--requirement={rid}" for rid in ("ABP-FRAME-12", "ABP-FRAME-13", "ABP-RESP-3")]
         run = run_suite(*args, *focus, json_path=tmp_path / "r.json", timeout=RUN_TIMEOUT)
     assert_acquitted(run, ran=5)
 
