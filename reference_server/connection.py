@@ -33,7 +33,6 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, cast
 
 from protocol import (
-    SERVER_BUSY,
     Add,
     ConnectionClosed,
     CounterReply,
@@ -44,10 +43,11 @@ from protocol import (
     Ok,
     Remove,
     Response,
+    ServerBusy,
     ServerConnection,
     ServerEvent,
-    no_entry,
 )
+from protocol.codec import no_entry
 
 if TYPE_CHECKING:
     from reference_server.server import Server
@@ -419,7 +419,7 @@ class Connection(asyncio.Protocol):
         assert transport is not None
         if self._verbose:
             log.info("Refused a connection from port %s: server busy", self._port)
-        transport.write(self._protocol.send(Error(SERVER_BUSY)))
+        transport.write(self._protocol.send(ServerBusy()))
         if transport.can_write_eof():
             transport.write_eof()  # the client reads the answer, then we close
             self._idle_timer = self._loop.call_later(REFUSED_LINGER, self.abort)
