@@ -245,10 +245,10 @@ def applicable_errors(line: bytes) -> frozenset[Error]:
         # cannot be, so only the line's other errors apply to it.
         with contextlib.suppress(UnicodeDecodeError, LocalProtocolError):
             errors.add(unrecognised(command.decode("utf-8")))
-    else:
-        name = argument.partition(b",")[0] if command == b"add" else argument
-        if not name:  # ABP-REQ-10
-            errors.add(Error(MALFORMED_REQUEST))
+    # ABP-REQ-10; an unknown command's NAME is its whole ARGUMENT (section 4)
+    name = argument.partition(b",")[0] if command == b"add" else argument
+    if not name:
+        errors.add(Error(MALFORMED_REQUEST))
     if len(line) <= schema.MAX_REQUEST_LINE:
         try:  # the reference's own answer is always among them
             decode_request(line)

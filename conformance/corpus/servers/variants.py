@@ -21,9 +21,7 @@ from collections.abc import Sequence
 from conformance.corpus.servers.base import READ_SIZE, Peer, Server
 from conformance.corpus.servers.registry import VARIANTS, Variant, malformed, variant
 from protocol import (
-    INVALID_UTF8,
     MAX_REQUEST_LINE,
-    REQUEST_TOO_LONG,
     Add,
     ConnectionClosed,
     CounterRequest,
@@ -35,6 +33,7 @@ from protocol import (
     Response,
     ServerEvent,
 )
+from protocol.codec import INVALID_UTF8, REQUEST_TOO_LONG
 
 # ------------------------------------------------------ the order of checks
 
