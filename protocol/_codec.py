@@ -105,14 +105,17 @@ _decode_request_memo = functools.lru_cache(maxsize=MEMO_SIZE)(_decode_request)
 
 
 def check_request(request: Request) -> None:
-    """ABP-REQ-13: what a client must refuse to send, over what the wire can carry."""
+    """ABP-REQ-13: what a client must refuse to send, over what the wire can
+    carry; and what it should refuse (ABP-REQ-14: a ',' in a rem/fnd NAME)."""
     if not isinstance(request, (Add, Remove, Find)):
         raise LocalProtocolError(f"not a request: {request!r}", "ABP-FRAME-2")
     name = request.name
-    if not name or schema.NAME_FORBIDDEN.intersection(name):
+    if not name or schema.NAME_FORBIDDEN.difference(",").intersection(name):
         raise LocalProtocolError(
-            f"a name must be non-empty and hold no ',', CR, LF or NUL: {name!r}", "ABP-REQ-13"
+            f"a name must be non-empty and hold no CR, LF or NUL: {name!r}", "ABP-REQ-13"
         )
+    if "," in name:  # an add NAME cannot even be built with one (Add checks it)
+        raise LocalProtocolError(f"no add can store a name with ',': {name!r}", "ABP-REQ-14")
     entry = getattr(request, "entry", "")
     if schema.ENTRY_FORBIDDEN.intersection(entry):
         raise LocalProtocolError(f"an entry cannot hold CR, LF or NUL: {entry!r}", "ABP-REQ-13")
