@@ -1,4 +1,4 @@
-"""The acquittal corpus of clients: correct clients that each make one choice the reference does not.
+"""The acquittal corpus of clients: correct ones, one allowed choice apart from the reference.
 
 Each is ``base.Client`` with one step overridden, registered with the choice it
 makes and the words of docs/spec.md that allow it. The client suite must pass
@@ -124,8 +124,7 @@ class TextLines(Client):
 @variant(
     "comma-in-name-sent",
     "sends a `,` in a rem/fnd NAME unchanged (`fnd:Smith, John`); still refuses one in an add",
-    "A client SHOULD also refuse, without sending anything, a `rem` or `fnd` NAME that "
-    "holds `,`",
+    "A client SHOULD also refuse, without sending anything, a `rem` or `fnd` NAME that holds `,`",
     "ABP-REQ-14",
     warns=("ABP-REQ-14",),
 )

@@ -29,9 +29,7 @@ from conformance.corpus.servers.registry import Variant
 IDLE_TIMEOUT = "1"
 
 
-def corpus_argv(
-    defect: str, python: str = sys.executable, *, kind: str = "--defect"
-) -> list[str]:
+def corpus_argv(defect: str, python: str = sys.executable, *, kind: str = "--defect") -> list[str]:
     """argv (with ``{host}``/``{port}``) to start a corpus server outside the
     suite; ``kind="--variant"`` starts one of the acquittal corpus."""
     return [python, "-m", "conformance.corpus.servers", kind, defect,

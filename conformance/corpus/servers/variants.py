@@ -303,18 +303,16 @@ class ThreadPerConnection(Server):
                 target=self._connection, args=(sock, number, loop), daemon=True
             ).start()
 
-    def _connection(self, sock: socket.socket, number: int, loop: asyncio.AbstractEventLoop) -> None:
-        peer = Peer(number, self.framer(), SocketWriter(sock))
-        with sock:
-            self.connected(peer)
-            try:
-                self._converse(peer, sock, loop)
-            except (ConnectionError, OSError, RuntimeError):
-                pass  # a reset client, or the loop gone at exit (ABP-CONN-6)
-
-    def _converse(
-        self, peer: Peer, sock: socket.socket, loop: asyncio.AbstractEventLoop
+    def _connection(
+        self, sock: socket.socket, number: int, loop: asyncio.AbstractEventLoop
     ) -> None:
+        peer = Peer(number, self.framer(), SocketWriter(sock))
+        # a reset client, or the loop gone at exit, harms nobody else (ABP-CONN-6)
+        with sock, contextlib.suppress(ConnectionError, OSError, RuntimeError):
+            self.connected(peer)
+            self._converse(peer, sock, loop)
+
+    def _converse(self, peer: Peer, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
         framer = peer.framer
         while True:
             deadline = framer.deadline()
