@@ -1,6 +1,6 @@
 """``conformance``: judge an ABP/1 implementation, requirement by requirement.
 
-The command line only; ``conformance.runner`` runs the suite and
+The command line only; ``conformance.run_suite`` runs the suite and
 ``conformance.reports`` shows the result. ``serve``, ``matrix`` and ``bench``
 belong to their own packages and are imported only when asked for.
 """
@@ -15,16 +15,24 @@ import os
 import signal
 import sys
 import traceback
-from collections.abc import Callable, Iterator, Sequence
-from typing import NoReturn, TextIO
+from collections.abc import Iterator, Sequence
+from typing import TextIO
 
-from conformance.reports import EXIT_USAGE
+from conformance.harness.timing import TIMEOUT
+from protocol.program import (
+    EXIT_USAGE,
+    ProgramParser,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 
 EXIT_CODES = """\
 exit status:
   0  every MUST requirement tested (and every MAY, in the form it takes) is met;
      broken SHOULDs are reported as WARN and do not change it
-  1  a MUST is broken (or, with --strict, a SHOULD)
+  1  a MUST is broken (or, with --strict, a SHOULD); with --baseline, one the
+     baseline does not expect, or a test it expects to fail passes
   2  wrong arguments, a target that cannot be reached, or a server command
      that does not start (one line on stderr)
   3  an internal error of the suite (one line; run again with -v for details)
@@ -38,46 +46,34 @@ examples:
   conformance run --server [::1]:2007 --service counter
   conformance run --server localhost:2007 --requirement ABP-FRAME -v
   conformance run --server-cmd 'node server.js {port}' --junit-xml report.xml --html report.html
+  conformance run --server 127.0.0.1:2007 --baseline known.toml --markdown summary.md --badge b.svg
+  conformance run --server 127.0.0.1:2007 -x -q       # stop at the first failure; table only
 """
 
 #: subcommands owned by other packages: name -> (module, one-line help)
 DELEGATED = {
-    "serve": ("conformance.clientsuite.serve", "a scripted server for trying a client by hand"),
+    "serve": ("conformance.suites.client.serve", "a scripted server for trying a client by hand"),
     "matrix": ("conformance.matrix.cli", "every client x every server: who talks to whom"),
     "bench": ("conformance.bench.cli", "load a server: throughput, latency, and no lost writes"),
+    "report": ("conformance.reports.cli:report_main", "join matrix shards and runs: one dashboard"),
+    "baseline": ("conformance.reports.cli:baseline_main", "write a baseline from a JSON report"),
 }
 
 
-class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr and exit 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def _positive(kind: type[int] | type[float], minimum: float = 0) -> Callable[[str], int | float]:
-    def convert(text: str) -> int | float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if value < minimum or (minimum == 0 and kind is float and value == 0):
-            raise argparse.ArgumentTypeError(f"must be at least {minimum:g}: {text!r}")
-        return value
-
-    convert.__name__ = kind.__name__
-    return convert
-
-
-def build_parser() -> Parser:
-    parser = Parser(
+def build_parser() -> ProgramParser:
+    parser = ProgramParser(
         prog="conformance",
         description="The ABP/1 conformance suite: judges a server (or client) against "
         "docs/spec.md, requirement by requirement, with the bytes on the wire as evidence.",
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    from conformance.reports.provenance import toolkit_version
+
+    parser.add_argument(
+        "--version", action="version", version=f"conformance (abp-toolkit) {toolkit_version()}"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ProgramParser)
     commands.required = True
 
     run = commands.add_parser(
@@ -109,7 +105,7 @@ def build_parser() -> Parser:
         help="the framing the server handles; auto probes it first (default: auto)",
     )
     target.add_argument(
-        "--idle-timeout", type=_positive(float), metavar="S", help="the server's idle timeout"
+        "--idle-timeout", type=positive_float, metavar="S", help="the server's idle timeout"
     )
     clients = run.add_argument_group("client under test (runs the client suite instead)")
     clients.add_argument("--client", metavar="TEMPLATE", help="argv-contract client command")
@@ -127,23 +123,42 @@ def build_parser() -> Parser:
     select.add_argument(
         "-n",
         "--workers",
-        type=_positive(int),
+        type=non_negative_int,
         default=os.cpu_count() or 1,
         metavar="N",
         help="parallel worker processes; 0 runs in this process (default: the cores, %(default)s)",
     )
     select.add_argument(
-        "--timeout", type=_positive(float), default=5.0, metavar="S", help="bound on every wait"
+        "--timeout", type=positive_float, default=TIMEOUT, metavar="S", help="bound on every wait"
     )
     select.add_argument("--seed", type=int, default=0, metavar="N", help="fuzzing seed")
     select.add_argument(
-        "--fuzz-examples", type=_positive(int, 1), metavar="N", help="examples per fuzz test"
+        "--fuzz-examples", type=positive_int, metavar="N", help="examples per fuzz test"
     )
     select.add_argument("--strict", action="store_true", help="a broken SHOULD fails the run")
-    reports = run.add_argument_group("reports")
-    reports.add_argument("--junit-xml", metavar="PATH", help="write a JUnit XML report")
-    reports.add_argument("--json", metavar="PATH", help="write a JSON report")
-    reports.add_argument("--html", metavar="PATH", help="write a self-contained HTML report")
+    select.add_argument(
+        "--test",
+        dest="tests",
+        action="append",
+        default=[],
+        metavar="NODEID",
+        help="only this test (its id as the reports show it); repeatable",
+    )
+    stop = select.add_mutually_exclusive_group()
+    stop.add_argument(
+        "-x",
+        "--exitfirst",
+        dest="maxfail",
+        action="store_const",
+        const=1,
+        help="stop after the first failing test",
+    )
+    stop.add_argument(
+        "--maxfail", type=positive_int, metavar="N", help="stop after N failing tests"
+    )
+    from conformance.reports import outputs
+
+    outputs.add_options(run.add_argument_group("reports"))
     run.add_argument(
         "-v", "--verbose", action="store_true", help="list every test; show pytest's full reports"
     )
@@ -168,7 +183,8 @@ def build_parser() -> Parser:
 
 
 def delegate(name: str, argv: list[str]) -> int:
-    module_name, _ = DELEGATED[name]
+    target, _ = DELEGATED[name]
+    module_name, _, function = target.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
@@ -176,7 +192,7 @@ def delegate(name: str, argv: list[str]) -> int:
             print(f"conformance {name}: not available in this build", file=sys.stderr)
             return EXIT_USAGE
         raise
-    status = module.main(argv)
+    status = getattr(module, function or "main")(argv)
     return int(status or 0)
 
 
@@ -189,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
         args = build_parser().parse_args(args_list)
         if args.command == "list":
             return list_requirements(args, sys.stdout)
-        return run_command(args, sys.stdout)
+        return run_command(args, sys.stdout, args_list)
     except KeyboardInterrupt:
         print("conformance: interrupted", file=sys.stderr)
         return 130
@@ -198,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except Exception as exc:
-        from conformance.runner import SuiteProblem, UsageProblem, exit_for
+        from conformance.run_suite import SuiteProblem, UsageProblem, exit_for
 
         if isinstance(exc, UsageProblem):
             print(f"conformance: error: {exc}", file=sys.stderr)
@@ -232,22 +248,22 @@ def terminate_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def run_command(args: argparse.Namespace, out: TextIO) -> int:
-    from conformance.reports import console, html, json_report, junit
-    from conformance.runner import RunOptions, UsageProblem, run
+def run_command(args: argparse.Namespace, out: TextIO, argv: Sequence[str] = ()) -> int:
+    from conformance.reports import outputs
+    from conformance.run_suite import RunOptions, UsageProblem, collected_tests, run
 
     client = args.client or args.client_menu
     if (client or args.listen) and (args.server or args.server_cmd or args.service != "abp"):
         raise UsageProblem("--client/--client-menu/--listen test a client: no server options")
     if args.listen and not client:
         raise UsageProblem("--listen needs --client or --client-menu")
-    for path, flag in (
-        (args.junit_xml, "--junit-xml"),
-        (args.json, "--json"),
-        (args.html, "--html"),
-    ):
-        if path is not None and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-            raise UsageProblem(f"{flag} {path}: the directory does not exist")
+    service = "client" if client else args.service
+    try:
+        prepared = outputs.prepare(args)
+        if prepared.needs_tests:
+            outputs.check_tests(prepared, collected_tests(service))
+    except outputs.ReportProblem as exc:
+        raise UsageProblem(str(exc)) from None
     options = RunOptions(
         service="client" if client else args.service,
         server=args.server,
@@ -265,28 +281,23 @@ def run_command(args: argparse.Namespace, out: TextIO) -> int:
         client=args.client,
         client_menu=args.client_menu,
         listen=args.listen,
+        maxfail=args.maxfail,
+        tests=args.tests,
     )
     with terminate_as_interrupt():
         status, result, pytest_output = run(options, out)
     if result is None:
         return status
-    out.write(console.render(result, colour=console.use_colour(out), verbose=args.verbose))
     if args.verbose and pytest_output.strip():
         out.write("\npytest's own output:\n" + pytest_output)
-    for path, writer in (
-        (args.junit_xml, junit.write),
-        (args.json, json_report.write),
-        (args.html, html.write),
-    ):
-        if path is not None:
-            writer(result, path)
-            out.write(f"report written: {path}\n")
-    out.flush()
-    return status
+    try:
+        return outputs.finish(result, args, list(argv) or ["run"], out, prepared)
+    except outputs.ReportProblem as exc:
+        raise UsageProblem(str(exc)) from None
 
 
 def list_requirements(args: argparse.Namespace, out: TextIO) -> int:
-    from conformance.runner import SUITES, covering_tests
+    from conformance.run_suite import SUITES, covering_tests
     from protocol import requirements
 
     services = [args.service] if args.service else list(SUITES)

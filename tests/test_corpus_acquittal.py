@@ -36,7 +36,7 @@ from conformance.corpus.servers.harness import (
 )
 from conformance.corpus.servers.registry import Variant
 from conformance.corpus.servers.variants import VARIANTS as SERVERS
-from conformance.process import ServerProcess
+from conformance.harness.process import ServerProcess
 from protocol import requirements
 
 #: The deadline of one suite run (one takes 3 to 15 s).
