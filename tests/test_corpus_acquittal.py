@@ -37,7 +37,9 @@ from conformance.corpus.servers.harness import (
 from conformance.corpus.servers.registry import Variant
 from conformance.corpus.servers.variants import VARIANTS as SERVERS
 from conformance.harness.process import ServerProcess
-from protocol import requirements
+from conformance.judging.session import AnyOf, allowed_errors, line_matches
+from protocol import Error, requirements
+from protocol.codec import INVALID_UTF8, MALFORMED_REQUEST, unrecognised
 
 #: The deadline of one suite run (one takes 3 to 15 s).
 RUN_TIMEOUT = 150.0
@@ -112,6 +114,21 @@ def test_utf8_checked_before_nul_is_not_failed(tmp_path: Path) -> None:
         focus = [f"--requirement={rid}" for rid in ("ABP-FRAME-12", "ABP-FRAME-13", "ABP-RESP-3")]
         run = run_suite(*args, *focus, json_path=tmp_path / "r.json", timeout=RUN_TIMEOUT)
     assert_acquitted(run, ran=5)
+
+
+def test_an_expected_error_stands_for_every_error_that_applies() -> None:
+    """What the suite's ``abp.expect`` does with the reference's error for a
+    raw line: it widens it to ``applicable_errors`` (section 4)."""
+    malformed, not_utf8 = Error(MALFORMED_REQUEST), Error(INVALID_UTF8)
+    both = allowed_errors(b"fnd:\xf4\x86\x00\xb7\x82", malformed)
+    assert both == AnyOf(frozenset({malformed, not_utf8}))
+    assert line_matches(both, b"ERROR: Invalid UTF-8\n")
+    assert line_matches(both, b"ERROR: Malformed request\r\n")
+    assert not line_matches(both, b"ERROR: Request too long\n")
+    assert allowed_errors(b"xyz:", unrecognised("xyz")) == AnyOf(
+        frozenset({unrecognised("xyz"), malformed})
+    )
+    assert allowed_errors(b"fnd:", malformed) == malformed  # one rule broken: one answer
 
 
 def test_argv_client_sending_a_comma_in_a_fnd_name_is_warned_not_failed(tmp_path: Path) -> None:
