@@ -107,6 +107,13 @@ def build_parser() -> ProgramParser:
     target.add_argument(
         "--idle-timeout", type=positive_float, metavar="S", help="the server's idle timeout"
     )
+    target.add_argument(
+        "--quiet-period",
+        type=positive_float,
+        metavar="S",
+        help="the server's quiet period (ABP-FRAME-6; default: the spec's 0.1): the pieces "
+        "of one split request are sent less than half of it apart",
+    )
     clients = run.add_argument_group("client under test (runs the client suite instead)")
     clients.add_argument("--client", metavar="TEMPLATE", help="argv-contract client command")
     clients.add_argument("--client-menu", metavar="TEMPLATE", help="menu-contract client command")
@@ -276,6 +283,7 @@ def run_command(args: argparse.Namespace, out: TextIO, argv: Sequence[str] = ())
         seed=args.seed,
         fuzz_examples=args.fuzz_examples,
         idle_timeout=args.idle_timeout,
+        quiet_period=args.quiet_period,
         strict=args.strict,
         verbose=args.verbose,
         client=args.client,
