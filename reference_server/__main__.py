@@ -20,7 +20,19 @@ from typing import NoReturn
 
 from protocol import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_QUIET_PERIOD
 from protocol.address import AddressError, parse_host, parse_port
-from reference_server.server import ListenError, Settings, format_address, serve
+from reference_server.server import (
+    ListenError,
+    TLSSetupError,
+    format_address,
+    serve,
+    tls_context,
+)
+from reference_server.settings import (
+    DEFAULT_LINE_TIMEOUT,
+    DEFAULT_MAX_CONNS,
+    Settings,
+    default_max_conns_per_ip,
+)
 from reference_server.store import Store, StoreError
 
 PROG = "abp-server"
@@ -28,6 +40,10 @@ EXIT_OK = 0
 EXIT_CANNOT_START = 1
 EXIT_USAGE = 2
 DEFAULT_DB = "abp-book.sqlite3"
+#: Descriptors the server needs besides its connections: stdio, the
+#: listening sockets, the event loop, the database and its WAL files, and
+#: refused connections lingering for their busy answer.
+FD_SPARE = 64
 
 _EPILOG = f"""\
 environment:
@@ -150,12 +166,41 @@ def build_parser() -> argparse.ArgumentParser:
         help="close connections idle this long; 0 = never (default: %(default)g)",
     )
     parser.add_argument(
+        "--line-timeout",
+        type=_non_negative,
+        default=DEFAULT_LINE_TIMEOUT,
+        metavar="SECONDS",
+        help="close a connection whose request line has no LF this long after its "
+        "first byte (not a legacy request, which the quiet period ends); 0 = never "
+        "(default: %(default)g)",
+    )
+    parser.add_argument(
         "--max-conns",
         type=_count,
-        default=1000,
+        default=DEFAULT_MAX_CONNS,
         metavar="N",
         help="open connections served at once; past it a new one gets "
         "'ERROR: Server busy' and is closed (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-conns-per-ip",
+        type=_count,
+        metavar="N",
+        help="open connections served at once from one client address; past it the "
+        "same refusal (default: half of --max-conns, at least 128)",
+    )
+    tls = parser.add_argument_group("ABP over TLS (docs/spec.md, 'ABP over TLS')")
+    tls.add_argument(
+        "--tls-cert",
+        metavar="FILE",
+        help="serve over TLS 1.2+ with this PEM certificate (chain); needs --tls-key",
+    )
+    tls.add_argument("--tls-key", metavar="FILE", help="the PEM private key of --tls-cert")
+    tls.add_argument(
+        "--tls-client-ca",
+        metavar="FILE",
+        help="PEM CA certificates: a client must present a certificate one of them "
+        "signed, or it is refused in the handshake",
     )
     parser.add_argument(
         "-v",
@@ -175,14 +220,23 @@ def parse_settings(argv: Sequence[str] | None = None) -> tuple[Settings, argpars
         host = _from_env(parser, "ABP_HOST", _host, DEFAULT_HOST)
     if port is None:
         port = _from_env(parser, "ABP_PORT", _port, DEFAULT_PORT)
+    if (args.tls_cert is None) != (args.tls_key is None):
+        parser.error("--tls-cert and --tls-key go together")
+    if args.tls_client_ca is not None and args.tls_cert is None:
+        parser.error("--tls-client-ca needs --tls-cert and --tls-key")
     settings = Settings(
         host=host,
         port=port,
         service=args.service,
         quiet_period=args.quiet_ms / 1000,
         idle_timeout=args.idle_timeout or None,
+        line_timeout=args.line_timeout or None,
         max_conns=args.max_conns,
+        max_conns_per_ip=args.max_conns_per_ip or default_max_conns_per_ip(args.max_conns),
         verbose=args.verbose,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_client_ca=args.tls_client_ca,
     )
     return settings, args
 
@@ -220,18 +274,30 @@ async def _run(settings: Settings, store: Store | None) -> None:
     await serve(settings, store, stop, _announce)
 
 
-def _raise_fd_limit(wanted: int) -> None:
-    """Let ``--max-conns`` connections (plus some spare) fit under RLIMIT_NOFILE."""
+def _raise_fd_limit() -> int | None:
+    """Raise the soft RLIMIT_NOFILE to the hard one; the new soft limit (None: unlimited
+    or unknown)."""
     try:
         import resource
     except ImportError:  # not on this platform
-        return
+        return None
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-    if soft != resource.RLIM_INFINITY and soft < target:
-        # On failure keep the old limit; accept() errors are then logged by asyncio.
+    if soft != hard:
         with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+    return None if soft == resource.RLIM_INFINITY else int(soft)
+
+
+def _check_fd_limit(settings: Settings, limit: int | None) -> str | None:
+    """Why ``--max-conns`` cannot be kept under the descriptor limit, or None."""
+    if limit is None or settings.max_conns + FD_SPARE <= limit:
+        return None
+    return (
+        f"--max-conns {settings.max_conns} needs {settings.max_conns + FD_SPARE} file "
+        f"descriptors, and the limit is {limit} (raise it with 'ulimit -n', or use "
+        f"--max-conns {max(1, limit - FD_SPARE)} or less)"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -241,13 +307,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if settings.verbose else logging.WARNING,
         format=f"{PROG}: %(message)s",
     )
-    _raise_fd_limit(settings.max_conns + 64)
+    too_many = _check_fd_limit(settings, _raise_fd_limit())
+    if too_many is not None:
+        return _fail(too_many, EXIT_USAGE)
     store: Store | None = None
     try:
+        tls_context(settings)  # a bad certificate or key fails before the book is touched
         if settings.service == "abp":
             store = Store.open(args.db, sync=args.sync)
         asyncio.run(_run(settings, store))
-    except (StoreError, ListenError) as exc:
+    except (StoreError, ListenError, TLSSetupError) as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:  # SIGINT before the loop took over the signal
         if store is not None:
