@@ -603,6 +603,8 @@ class Connection(asyncio.Protocol):
         transport = self._transport
         if transport is None or self.phase in (Phase.CLOSING, Phase.CLOSED):
             return
+        if transport.is_closing():
+            return  # reset by the peer: connection_lost is on its way
         transport.write(out[0] if len(out) == 1 else b"".join(out))
         self._last_activity = now
 
