@@ -112,7 +112,9 @@ class Bench:
     def __init__(self, server: Server) -> None:
         self.server = server
 
-    def connect(self, peer: tuple[str, int] = ("127.0.0.1", 40000)) -> tuple[Connection, FakeTransport]:
+    def connect(
+        self, peer: tuple[str, int] = ("127.0.0.1", 40000)
+    ) -> tuple[Connection, FakeTransport]:
         connection = Connection(self.server, asyncio.get_running_loop())
         transport = FakeTransport(peer)
         transport.protocol = connection
@@ -162,14 +164,16 @@ def test_a_cause_the_table_lacks_is_a_bug(tmp_path: Path) -> None:
 def test_open_answers_and_end_of_stream_drains_then_closes(tmp_path: Path) -> None:
     async def scenario(bench: Bench) -> None:
         connection, transport = bench.connect()
-        assert connection.phase is Phase.OPEN and connection.number == 1
+        assert connection.phase is Phase.OPEN
+        assert connection.number == 1
         connection.data_received(b"add:ann,1 High St\nfnd:ann\nfnd:bob\n")
         await until(lambda: len(transport.lines()) == 3)
         assert transport.lines() == [b"OK\n", b"OK: 1 High St\n", b"ERROR: No entry for bob\n"]
         assert connection.eof_received() is True
         await until(lambda: connection.phase is Phase.CLOSED)
         assert not transport.aborted
-        assert bench.server.active == 0 and not bench.server.connections
+        assert bench.server.active == 0
+        assert not bench.server.connections
 
     run(tmp_path, scenario)
 
@@ -196,8 +200,10 @@ def test_past_the_limit_refused_answers_busy_and_lingers(tmp_path: Path) -> None
         first, _ = bench.connect()
         second, transport = bench.connect(("127.0.0.1", 40001))
         assert first.phase is Phase.OPEN
-        assert second.phase is Phase.REFUSED and not second.admitted
-        assert transport.written == b"ERROR: Server busy\n" and transport.eof_written
+        assert second.phase is Phase.REFUSED
+        assert not second.admitted
+        assert transport.written == b"ERROR: Server busy\n"
+        assert transport.eof_written
         second.data_received(b"fnd:x\n")  # read and dropped
         assert transport.written == b"ERROR: Server busy\n"
         assert second.eof_received() is False  # let the transport close
