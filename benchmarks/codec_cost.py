@@ -17,17 +17,16 @@ import sys
 import timeit
 from collections.abc import Callable, Iterator
 
-from protocol import (
-    Find,
-    Ok,
-    ServerConnection,
+from protocol import Find, Ok, ServerConnection
+from protocol.codec import (
+    MEMO_MAX_BYTES,
+    MEMO_SIZE,
     decode_request,
     decode_response,
     encode_request,
     encode_response,
     no_entry,
 )
-from protocol._codec import MEMO_MAX_BYTES, MEMO_SIZE
 
 
 def per_call(function: Callable[[], object], number: int) -> float:

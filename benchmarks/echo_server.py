@@ -20,7 +20,8 @@ import contextlib
 import signal
 import sys
 
-from protocol import Ok, encode_response
+from protocol import Ok
+from protocol.codec import encode_response
 
 _SHAPE = encode_response(Ok(""))  # b"OK: \n"
 PREFIX, TERMINATOR = _SHAPE[:-1], _SHAPE[-1:]

@@ -31,7 +31,8 @@ from typing import Any
 
 from conformance.bench.streams import ExchangeError, StreamClient
 from conformance.process import ServerProcess, ServerStartError, reference_server_command
-from protocol import Add, Error, Find, Ok, Remove, no_entry
+from protocol import Add, Error, Find, Ok, Remove
+from protocol.codec import no_entry
 
 #: Seconds one request may wait for its answer.
 TIMEOUT = 5.0

@@ -11,15 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from protocol import (
-    NO_ENTRY_FOR,
-    Error,
-    LegacyReply,
-    Ok,
-    RemoteProtocolError,
-    decode_response,
-    encode_response,
-)
+from protocol import Error, LegacyReply, Ok, RemoteProtocolError
+from protocol.codec import NO_ENTRY_FOR, decode_response, encode_response
 
 RawAnswer = Ok | Error | LegacyReply
 #: Requirements about the form of answers: judged byte for byte, always.

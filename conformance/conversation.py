@@ -29,14 +29,8 @@ from conformance.expect import fail
 from conformance.raw import RawConnection, Unterminated
 from conformance.target import ServerTarget
 from conformance.wire import Answer, Transcript, Wire, WireClosed, WireError, WireTimeout
-from protocol import (
-    Add,
-    ClientConnection,
-    LegacyReply,
-    RemoteProtocolError,
-    Request,
-    decode_request,
-)
+from protocol import Add, ClientConnection, LegacyReply, RemoteProtocolError, Request
+from protocol.codec import decode_request
 
 #: A legacy answer (no LF) is over once the server has been silent this long;
 #: one answer is one ``send()``, so its bytes arrive together on loopback.

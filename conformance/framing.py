@@ -25,7 +25,8 @@ import uuid
 from dataclasses import dataclass, field
 
 from conformance.wire import Transcript, Wire, WireError, WireTimeout
-from protocol import ABPError, ClientConnection, Find, decode_counter_reply, decode_response
+from protocol import ABPError, ClientConnection, Find
+from protocol.codec import decode_counter_reply, decode_response
 from protocol.escape import escape
 
 LINE, LEGACY = "line", "legacy"

@@ -17,14 +17,8 @@ from hypothesis import HealthCheck, Phase, seed, settings
 
 from conformance.session import ServerSession, ServerTarget
 from conformance.wire import Transcript
-from protocol import (
-    INVALID_UTF8,
-    MALFORMED_REQUEST,
-    Error,
-    InvalidRequest,
-    ServerConnection,
-    ServerEvent,
-)
+from protocol import Error, InvalidRequest, ServerConnection, ServerEvent
+from protocol.codec import INVALID_UTF8, MALFORMED_REQUEST
 
 T = TypeVar("T")
 

@@ -16,7 +16,8 @@ from conformance.answers import ANY_OK, Expected
 from conformance.fuzz import fresh_example
 from conformance.raw import RawConnection
 from conformance.session import ServerSession
-from protocol import Add, Find, Ok, Remove, Request, encode_request, no_entry
+from protocol import Add, Find, Ok, Remove, Request
+from protocol.codec import encode_request, no_entry
 from protocol.strategies import entries, names
 
 POOL = 4  # names per example: small, so that adds replace and rems find

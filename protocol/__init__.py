@@ -1,32 +1,24 @@
 """ABP/1, defined once: message schemas, events, and sans-I/O connections.
 
 Everything else in the project (server, client, conformance suite) imports
-this package and nothing else parses the wire.
+this package and nothing else parses the wire. The top level holds what a
+program talking ABP/1 needs: the two connections, the events they hand out
+and take, the errors, and the protocol's limits. Below it, in named public
+submodules: ``protocol.codec`` (the raw codec and line reader),
+``protocol.program`` (what every program's command line shares),
+``protocol.address``, ``protocol.escape``, ``protocol.requirements`` (the
+spec's requirement list) and ``protocol.strategies`` (hypothesis).
 """
 
-from protocol._codec import (
-    decode_counter_reply,
-    decode_request,
-    decode_response,
-    encode_request,
-    encode_response,
-)
 from protocol._connection import (
     DEFAULT_QUIET_PERIOD,
     ClientConnection,
     ClientEvent,
     ServerConnection,
     ServerEvent,
-    check_request,
 )
 from protocol._errors import ABPError, LocalProtocolError, RemoteProtocolError
 from protocol._events import (
-    INVALID_UTF8,
-    MALFORMED_REQUEST,
-    NO_ENTRY_FOR,
-    REQUEST_TOO_LONG,
-    SERVER_BUSY,
-    UNRECOGNISED_COMMAND,
     Add,
     ConnectionClosed,
     CounterReply,
@@ -39,33 +31,16 @@ from protocol._events import (
     Remove,
     Request,
     Response,
-    no_entry,
-    unrecognised,
+    ServerBusy,
 )
-from protocol._framing import Frame, LineFrame, LineReader, OverlongFrame
-from protocol._schema import (
-    DEFAULT_HOST,
-    DEFAULT_PORT,
-    ENTRY_FORBIDDEN,
-    MAX_REQUEST_LINE,
-    MAX_RESPONSE_LINE,
-    NAME_FORBIDDEN,
-)
+from protocol._schema import DEFAULT_HOST, DEFAULT_PORT, MAX_REQUEST_LINE, MAX_RESPONSE_LINE
 
 __all__ = [
     "DEFAULT_HOST",
     "DEFAULT_PORT",
     "DEFAULT_QUIET_PERIOD",
-    "ENTRY_FORBIDDEN",
-    "INVALID_UTF8",
-    "MALFORMED_REQUEST",
     "MAX_REQUEST_LINE",
     "MAX_RESPONSE_LINE",
-    "NAME_FORBIDDEN",
-    "NO_ENTRY_FOR",
-    "REQUEST_TOO_LONG",
-    "SERVER_BUSY",
-    "UNRECOGNISED_COMMAND",
     "ABPError",
     "Add",
     "ClientConnection",
@@ -75,26 +50,15 @@ __all__ = [
     "CounterRequest",
     "Error",
     "Find",
-    "Frame",
     "InvalidRequest",
     "LegacyReply",
-    "LineFrame",
-    "LineReader",
     "LocalProtocolError",
     "Ok",
-    "OverlongFrame",
     "RemoteProtocolError",
     "Remove",
     "Request",
     "Response",
+    "ServerBusy",
     "ServerConnection",
     "ServerEvent",
-    "check_request",
-    "decode_counter_reply",
-    "decode_request",
-    "decode_response",
-    "encode_request",
-    "encode_response",
-    "no_entry",
-    "unrecognised",
 ]

@@ -15,6 +15,7 @@ schemas alone.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from typing import Any
 
@@ -25,6 +26,8 @@ from protocol._errors import LocalProtocolError, RemoteProtocolError
 from protocol._events import (
     INVALID_UTF8,
     MALFORMED_REQUEST,
+    REQUEST_TOO_LONG,
+    SERVER_BUSY,
     Add,
     CounterReply,
     Error,
@@ -34,6 +37,7 @@ from protocol._events import (
     Remove,
     Request,
     Response,
+    ServerBusy,
     unrecognised,
 )
 
@@ -131,6 +135,8 @@ def encode_request(request: Request) -> bytes:
 
 def encode_response(response: Response) -> bytes:
     kind = type(response)
+    if kind is ServerBusy:
+        return _BUSY
     if kind is Ok or kind is Error:
         text = response.text  # type: ignore[union-attr]
         if text is None:
@@ -163,6 +169,7 @@ def _encode_text_memo(ok: bool, text: str) -> bytes:
 
 #: The bare ``OK``, the answer to every ``add``: built once, by the schema.
 _OK_BARE = _encode_response(Ok())
+_BUSY = _encode_response(Error(SERVER_BUSY))
 
 
 def _parse_response(line: bytes) -> Any:
@@ -176,6 +183,7 @@ def _parse_response(line: bytes) -> Any:
 
 
 def decode_response(line: bytes, *, legacy: bool = False) -> Ok | Error | LegacyReply:
+    # ServerBusy is an Error: "ERROR: Server busy" decodes to it (ABP-CONN-8).
     """Parse one response line. In legacy mode free text becomes ``LegacyReply``."""
     try:
         text = line.decode("utf-8")
@@ -195,10 +203,59 @@ def decode_response(line: bytes, *, legacy: bool = False) -> Ok | Error | Legacy
         ) from None
     try:
         if parsed.status == b"ERROR:":
-            return Error(parsed.text)
+            return ServerBusy() if parsed.text == SERVER_BUSY else Error(parsed.text)
         return Ok(parsed.text)
     except LocalProtocolError as exc:  # a NUL inside the line
         raise RemoteProtocolError(exc.message, "ABP-FRAME-1") from None
+
+
+def line_content(line: bytes) -> bytes:
+    """A line without its terminator: the LF, and one CR right before it (section 2)."""
+    if line.endswith(b"\n"):
+        line = line[:-1]
+        if line.endswith(b"\r"):
+            line = line[:-1]
+    return line
+
+
+def applicable_errors(line: bytes) -> frozenset[Error]:
+    """Every error a conforming server may answer to the request ``line``
+    (terminator removed); the empty set for a valid request.
+
+    Section 4: "When a line breaks more than one rule ..., any of the errors
+    that apply is a conforming answer." ``decode_request`` stops at the first
+    rule the reference order finds broken; this checks every rule, in no
+    order, so that a server that checks in another order is judged fairly.
+    """
+    errors: set[Error] = set()
+    if len(line) > schema.MAX_REQUEST_LINE:  # ABP-FRAME-10
+        errors.add(Error(REQUEST_TOO_LONG))
+    if b"\x00" in line or b"\r" in line:  # ABP-FRAME-13
+        errors.add(Error(MALFORMED_REQUEST))
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:  # ABP-FRAME-12
+        errors.add(Error(INVALID_UTF8))
+    command, colon, argument = line.partition(b":")
+    if not colon:  # ABP-REQ-9
+        errors.add(Error(MALFORMED_REQUEST))
+        return frozenset(errors)
+    if command.decode("ascii", "replace") not in schema.COMMANDS:  # ABP-REQ-8, ABP-REQ-11
+        # The command is repeated byte for byte; a command that is not UTF-8
+        # cannot be, so only the line's other errors apply to it.
+        with contextlib.suppress(UnicodeDecodeError, LocalProtocolError):
+            errors.add(unrecognised(command.decode("utf-8")))
+    else:
+        name = argument.partition(b",")[0] if command == b"add" else argument
+        if not name:  # ABP-REQ-10
+            errors.add(Error(MALFORMED_REQUEST))
+    if len(line) <= schema.MAX_REQUEST_LINE:
+        try:  # the reference's own answer is always among them
+            decode_request(line)
+        except RemoteProtocolError as exc:
+            if exc.reply is not None:  # every request error carries its answer
+                errors.add(exc.reply)
+    return frozenset(errors)
 
 
 def decode_counter_reply(line: bytes) -> CounterReply:

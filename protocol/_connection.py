@@ -19,9 +19,7 @@ from protocol import _codec
 from protocol._codec import check_request
 from protocol._errors import LocalProtocolError, RemoteProtocolError
 from protocol._events import (
-    INVALID_UTF8,
     REQUEST_TOO_LONG,
-    SERVER_BUSY,
     ConnectionClosed,
     CounterReply,
     CounterRequest,
@@ -31,6 +29,7 @@ from protocol._events import (
     Ok,
     Request,
     Response,
+    ServerBusy,
 )
 from protocol._framing import Frame, LineFrame, LineReader
 from protocol._schema import MAX_REQUEST_LINE, MAX_RESPONSE_LINE
@@ -40,7 +39,6 @@ DEFAULT_QUIET_PERIOD = 0.1
 
 ServerEvent: TypeAlias = Request | CounterRequest | InvalidRequest | ConnectionClosed
 ClientEvent: TypeAlias = Ok | Error | LegacyReply | CounterReply | ConnectionClosed
-_Answer: TypeAlias = Ok | Error | LegacyReply | CounterReply
 EventT = TypeVar("EventT")
 
 
@@ -141,7 +139,7 @@ class ServerConnection(_LineConnection["Request | CounterRequest | InvalidReques
 
     def send(self, response: Response) -> bytes:
         """Bytes for one answer. Answers go out in request order (ABP-CONN-2)."""
-        if isinstance(response, Error) and response.text == SERVER_BUSY:
+        if isinstance(response, ServerBusy):
             return _codec.encode_response(response)  # ABP-CONN-8: may precede any request
         if self._unanswered <= 0:
             raise LocalProtocolError("an answer with no request to answer", "ABP-FRAME-1")
@@ -208,11 +206,11 @@ class ClientConnection(_LineConnection["Ok | Error | LegacyReply | CounterReply"
 
     _after_eof_requirement = "ABP-FRAME-7"
 
-    def receive_data(self, data: bytes, now: float = 0.0) -> list[_Answer | ConnectionClosed]:
+    def receive_data(self, data: bytes, now: float = 0.0) -> list[Response | ConnectionClosed]:
         self._raise_deferred()
         return super().receive_data(data, now)
 
-    def expire(self, now: float) -> list[_Answer | ConnectionClosed]:
+    def expire(self, now: float) -> list[Response | ConnectionClosed]:
         self._raise_deferred()
         return super().expire(now)
 
@@ -223,8 +221,8 @@ class ClientConnection(_LineConnection["Ok | Error | LegacyReply | CounterReply"
         if error is not None:
             raise error
 
-    def _events(self, frames: Sequence[Frame]) -> list[_Answer]:
-        events: list[_Answer] = []
+    def _events(self, frames: Sequence[Frame]) -> list[Response]:
+        events: list[Response] = []
         try:
             self._decode(frames, events)
         except RemoteProtocolError as exc:
@@ -233,11 +231,11 @@ class ClientConnection(_LineConnection["Ok | Error | LegacyReply | CounterReply"
             self._deferred = exc
         return events
 
-    def _decode(self, frames: Sequence[Frame], events: list[_Answer]) -> None:
+    def _decode(self, frames: Sequence[Frame], events: list[Response]) -> None:
         for frame in frames:
             if not isinstance(frame, LineFrame):
                 raise RemoteProtocolError(f"response line of {frame.size}+ bytes", "ABP-FRAME-14")
-            event: _Answer
+            event: Response
             # A counter server answers long lines with "ERROR: Request too long"
             # (ABP-COUNTER-4) and may refuse with "ERROR: Server busy" (ABP-CONN-8).
             if self.counter and not frame.data.startswith(b"ERROR:"):
@@ -245,7 +243,7 @@ class ClientConnection(_LineConnection["Ok | Error | LegacyReply | CounterReply"
             else:
                 event = _codec.decode_response(frame.data, legacy=self.legacy)
             if self._outstanding == 0:
-                if isinstance(event, Error) and event.text == SERVER_BUSY:
+                if isinstance(event, ServerBusy):
                     events.append(event)  # ABP-CONN-8: a refusal before any request
                     continue
                 raise RemoteProtocolError(
@@ -253,14 +251,3 @@ class ClientConnection(_LineConnection["Ok | Error | LegacyReply | CounterReply"
                 )
             self._outstanding -= 1
             events.append(event)
-
-
-__all__ = [
-    "DEFAULT_QUIET_PERIOD",
-    "INVALID_UTF8",
-    "ClientConnection",
-    "ClientEvent",
-    "ServerConnection",
-    "ServerEvent",
-    "check_request",
-]

@@ -12,6 +12,9 @@ from typing import TypeAlias
 
 from protocol._errors import LocalProtocolError, RemoteProtocolError
 
+#: ABP-CONN-8: the text of a busy refusal (``ServerBusy``).
+SERVER_BUSY = "Server busy"
+
 #: Characters no message text can hold: LF ends a line, NUL is refused (ABP-FRAME-13).
 LINE_BREAKERS = frozenset("\n\x00")
 
@@ -124,6 +127,20 @@ class LegacyReply:
     text: str
 
 
+@dataclass(frozen=True, slots=True)
+class ServerBusy(Error):
+    """``ERROR: Server busy``: the server refuses this connection and closes it
+    (ABP-CONN-8). An ``Error`` like any other, typed so that nobody recognises a
+    refusal by comparing text."""
+
+    text: str = "Server busy"
+
+    def __post_init__(self) -> None:
+        if self.text != SERVER_BUSY:
+            raise LocalProtocolError(f"a busy refusal says {SERVER_BUSY!r}", "ABP-CONN-8")
+
+
+#: Every answer a server sends, as the client side decodes it: THE answer type.
 Response: TypeAlias = Ok | Error | CounterReply | LegacyReply
 
 # ------------------------------------------------------------------ events
@@ -159,7 +176,6 @@ MALFORMED_REQUEST = "Malformed request"
 NO_ENTRY_FOR = "No entry for "
 REQUEST_TOO_LONG = "Request too long"
 INVALID_UTF8 = "Invalid UTF-8"
-SERVER_BUSY = "Server busy"
 
 
 def no_entry(name: str) -> Error:

@@ -6,18 +6,8 @@ Shared by the argv commands and the menu shell, so both refuse the same input
 
 from __future__ import annotations
 
-from protocol import (
-    Add,
-    Error,
-    Find,
-    LegacyReply,
-    LocalProtocolError,
-    Ok,
-    Remove,
-    Request,
-    check_request,
-    encode_response,
-)
+from protocol import Add, Error, Find, LegacyReply, LocalProtocolError, Ok, Remove, Request
+from protocol.codec import check_request, encode_response
 
 #: The argv contract's operations (section 8) and the requests they make.
 OPERATIONS = ("add", "rem", "fnd")

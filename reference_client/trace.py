@@ -20,15 +20,8 @@ from typing import TextIO
 
 # No public line splitter exists in ``protocol``; raw mode needs one to decode
 # what an arbitrary conversation brings back (see the report to the lead).
-from protocol import (
-    ConnectionClosed,
-    InvalidRequest,
-    LineFrame,
-    LineReader,
-    RemoteProtocolError,
-    ServerConnection,
-    decode_response,
-)
+from protocol import ConnectionClosed, InvalidRequest, RemoteProtocolError, ServerConnection
+from protocol.codec import LineFrame, LineReader, decode_response
 from protocol.escape import escape
 
 SENT = ">>"

@@ -16,10 +16,19 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
 
 from protocol import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_QUIET_PERIOD
-from protocol.address import AddressError, parse_host, parse_port
+from protocol.program import (
+    EXIT_OK,
+    EXIT_USAGE,
+    ProgramParser,
+    host_name,
+    non_negative_float,
+    port_number,
+    positive_float,
+    positive_int,
+    raise_fd_limit,
+)
 from reference_server.server import (
     ListenError,
     TLSSetupError,
@@ -36,9 +45,7 @@ from reference_server.settings import (
 from reference_server.store import Store, StoreError
 
 PROG = "abp-server"
-EXIT_OK = 0
 EXIT_CANNOT_START = 1
-EXIT_USAGE = 2
 DEFAULT_DB = "abp-book.sqlite3"
 #: Descriptors the server needs besides its connections: stdio, the
 #: listening sockets, the event loop, the database and its WAL files, and
@@ -59,59 +66,11 @@ On start the server prints one line, "listening on HOST:PORT", on stdout
 """
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (and exit status 2)."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
-
-
-def _port(text: str) -> int:
-    try:
-        return parse_port(text.strip(), allow_zero=True)  # 0: pick a free port
-    except AddressError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _host(text: str) -> str:
-    try:
-        return parse_host(text)
-    except AddressError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a number greater than 0")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a number >= 0")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text, 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid count {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
+_port = port_number(allow_zero=True)  # 0: pick a free port
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = ProgramParser(
         prog=PROG,
         description="The ABP/1 reference server: the address book (or the counter service) "
         "over TCP, as docs/spec.md defines it.",
@@ -120,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--host",
-        type=_host,
+        type=host_name,
         help=f"address to listen on: a name, IPv4 or IPv6 such as ::1 "
         f"(default: $ABP_HOST, else {DEFAULT_HOST})",
     )
@@ -152,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--quiet-ms",
-        type=_positive,
+        type=positive_float,
         default=DEFAULT_QUIET_PERIOD * 1000,
         metavar="MS",
         help="quiet period after which buffered bytes with no LF are a request "
@@ -160,14 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--idle-timeout",
-        type=_non_negative,
+        type=non_negative_float,
         default=300.0,
         metavar="SECONDS",
         help="close connections idle this long; 0 = never (default: %(default)g)",
     )
     parser.add_argument(
         "--line-timeout",
-        type=_non_negative,
+        type=non_negative_float,
         default=DEFAULT_LINE_TIMEOUT,
         metavar="SECONDS",
         help="close a connection whose request line has no LF this long after its "
@@ -176,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--max-conns",
-        type=_count,
+        type=positive_int,
         default=DEFAULT_MAX_CONNS,
         metavar="N",
         help="open connections served at once; past it a new one gets "
@@ -184,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--max-conns-per-ip",
-        type=_count,
+        type=positive_int,
         metavar="N",
         help="open connections served at once from one client address; past it the "
         "same refusal (default: half of --max-conns, at least 128)",
@@ -217,7 +176,7 @@ def parse_settings(argv: Sequence[str] | None = None) -> tuple[Settings, argpars
     args = parser.parse_args(argv)
     host, port = args.host, args.port
     if host is None:
-        host = _from_env(parser, "ABP_HOST", _host, DEFAULT_HOST)
+        host = _from_env(parser, "ABP_HOST", host_name, DEFAULT_HOST)
     if port is None:
         port = _from_env(parser, "ABP_PORT", _port, DEFAULT_PORT)
     if (args.tls_cert is None) != (args.tls_key is None):
@@ -274,21 +233,6 @@ async def _run(settings: Settings, store: Store | None) -> None:
     await serve(settings, store, stop, _announce)
 
 
-def _raise_fd_limit() -> int | None:
-    """Raise the soft RLIMIT_NOFILE to the hard one; the new soft limit (None: unlimited
-    or unknown)."""
-    try:
-        import resource
-    except ImportError:  # not on this platform
-        return None
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != hard:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-            soft = hard
-    return None if soft == resource.RLIM_INFINITY else int(soft)
-
-
 def _check_fd_limit(settings: Settings, limit: int | None) -> str | None:
     """Why ``--max-conns`` cannot be kept under the descriptor limit, or None."""
     if limit is None or settings.max_conns + FD_SPARE <= limit:
@@ -307,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if settings.verbose else logging.WARNING,
         format=f"{PROG}: %(message)s",
     )
-    too_many = _check_fd_limit(settings, _raise_fd_limit())
+    too_many = _check_fd_limit(settings, raise_fd_limit())
     if too_many is not None:
         return _fail(too_many, EXIT_USAGE)
     store: Store | None = None

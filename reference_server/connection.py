@@ -73,7 +73,6 @@ from collections import deque
 from typing import Any, Protocol, cast
 
 from protocol import (
-    SERVER_BUSY,
     Add,
     ConnectionClosed,
     CounterReply,
@@ -84,11 +83,11 @@ from protocol import (
     Ok,
     Remove,
     Response,
+    ServerBusy,
     ServerConnection,
     ServerEvent,
-    no_entry,
 )
-from protocol._codec import MEMO_MAX_BYTES, MEMO_SIZE
+from protocol.codec import MEMO_MAX_BYTES, MEMO_SIZE, no_entry
 from reference_server.settings import Settings
 from reference_server.store import Store
 
@@ -114,7 +113,7 @@ REFUSED_LINGER = 2.0
 log = logging.getLogger("abp-server")
 
 _OK = Ok()
-_BUSY = Error(SERVER_BUSY)
+_BUSY = ServerBusy()
 _ok_memo = functools.lru_cache(maxsize=MEMO_SIZE)(Ok)
 _no_entry_memo = functools.lru_cache(maxsize=MEMO_SIZE)(no_entry)
 

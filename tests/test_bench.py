@@ -252,7 +252,8 @@ FORGETFUL = textwrap.dedent(
     # Keeps a book per connection: each client reads its own writes, and a
     # fresh connection finds nothing. Built on the protocol package.
     import asyncio, sys
-    from protocol import Add, Find, InvalidRequest, Ok, Remove, ServerConnection, no_entry
+    from protocol import Add, Find, InvalidRequest, Ok, Remove, ServerConnection
+    from protocol.codec import no_entry
 
     class Forgetful(asyncio.Protocol):
         def connection_made(self, transport):

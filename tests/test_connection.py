@@ -9,7 +9,6 @@ from __future__ import annotations
 import pytest
 
 from protocol import (
-    SERVER_BUSY,
     Add,
     ClientConnection,
     ClientEvent,
@@ -26,11 +25,11 @@ from protocol import (
     Remove,
     Request,
     Response,
+    ServerBusy,
     ServerConnection,
     ServerEvent,
-    check_request,
-    no_entry,
 )
+from protocol.codec import check_request, no_entry
 
 
 class ConnectionPair:
@@ -133,9 +132,9 @@ def test_server_send_without_a_request() -> None:
 def test_server_busy_may_precede_any_request() -> None:
     """ABP-CONN-8."""
     server = ServerConnection()
-    assert server.send(Error(SERVER_BUSY)) == b"ERROR: Server busy\n"
+    assert server.send(ServerBusy()) == b"ERROR: Server busy\n"
     client = ClientConnection()
-    assert client.receive_data(b"ERROR: Server busy\n") == [Error(SERVER_BUSY)]
+    assert client.receive_data(b"ERROR: Server busy\n") == [ServerBusy()]
     assert client.receive_data(b"") == [ConnectionClosed()]
 
 
@@ -337,7 +336,7 @@ def test_counter_too_long() -> None:
 
 def test_counter_client_reads_server_busy() -> None:
     client = ClientConnection(counter=True)
-    assert client.receive_data(b"ERROR: Server busy\n") == [Error(SERVER_BUSY)]
+    assert client.receive_data(b"ERROR: Server busy\n") == [ServerBusy()]
 
 
 def test_counter_client_legacy() -> None:

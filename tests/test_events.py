@@ -9,8 +9,6 @@ from typing import Any
 import pytest
 
 from protocol import (
-    NO_ENTRY_FOR,
-    UNRECOGNISED_COMMAND,
     Add,
     ConnectionClosed,
     CounterReply,
@@ -23,9 +21,8 @@ from protocol import (
     Ok,
     RemoteProtocolError,
     Remove,
-    no_entry,
-    unrecognised,
 )
+from protocol.codec import NO_ENTRY_FOR, UNRECOGNISED_COMMAND, no_entry, unrecognised
 
 # Every kind of event, once, for the frozen/hashable checks.
 ALL_EVENTS: list[Any] = [

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from protocol._framing import LineFrame, LineReader, OverlongFrame
+from protocol.codec import LineFrame, LineReader, OverlongFrame
 
 LIMIT = 4096
 

@@ -29,12 +29,9 @@ from protocol import (
     Remove,
     Request,
     ServerConnection,
-    decode_request,
-    encode_request,
-    encode_response,
 )
 from protocol import strategies as abp_st
-from protocol._framing import LineFrame, LineReader
+from protocol.codec import LineFrame, LineReader, decode_request, encode_request, encode_response
 from protocol.requirements import catalogue
 
 # construct compiles and caches on first use: the first example can be slow.

@@ -29,8 +29,8 @@ from protocol import (
     Request,
     Response,
     ServerConnection,
-    no_entry,
 )
+from protocol.codec import no_entry
 
 TIMEOUT = 5.0  # no operation of these tests takes anywhere near this long
 QUIET = 0.05

@@ -18,10 +18,6 @@ from hypothesis import strategies as st
 
 import protocol
 from protocol import (
-    INVALID_UTF8,
-    MALFORMED_REQUEST,
-    REQUEST_TOO_LONG,
-    SERVER_BUSY,
     Add,
     CounterReply,
     Error,
@@ -31,8 +27,16 @@ from protocol import (
     Ok,
     RemoteProtocolError,
     Remove,
+    ServerBusy,
     ServerConnection,
     _codec,
+)
+from protocol import _schema as schema
+from protocol import strategies as abp_st
+from protocol.codec import (
+    INVALID_UTF8,
+    MALFORMED_REQUEST,
+    REQUEST_TOO_LONG,
     decode_counter_reply,
     decode_request,
     decode_response,
@@ -41,8 +45,6 @@ from protocol import (
     no_entry,
     unrecognised,
 )
-from protocol import _schema as schema
-from protocol import strategies as abp_st
 
 SPEC = Path(__file__).resolve().parent.parent / "docs" / "spec.md"
 
@@ -299,7 +301,7 @@ STANDARD_ERRORS = {
     "No entry for NAME": no_entry("NAME"),
     "Request too long": Error(REQUEST_TOO_LONG),
     "Invalid UTF-8": Error(INVALID_UTF8),
-    "Server busy": Error(SERVER_BUSY),
+    "Server busy": ServerBusy(),
 }
 
 

@@ -17,7 +17,7 @@ from conformance.bench.keyspace import FND, KeySpace, Tally
 from conformance.bench.load import MAX_REQUESTS
 from conformance.bench.stats import Histogram
 from conformance.bench.streams import ExchangeError, StreamClient
-from protocol import SERVER_BUSY, Add, Error, Find, Ok
+from protocol import Add, Error, Find, Ok, ServerBusy
 
 #: Connection attempts in flight at once while opening idle connections.
 CONNECT_CONCURRENCY = 200
@@ -84,7 +84,7 @@ class IdlePool:
                 finally:
                     client.close()
                 event, _ = answers[0]
-                if isinstance(event, Error) and event.text == SERVER_BUSY:
+                if isinstance(event, ServerBusy):
                     outcome.fail("refused: ERROR: Server busy")
                 elif (isinstance(event, Ok) and event.text == expected) or (
                     expected is None and isinstance(event, (Ok, Error))

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from protocol import ClientEvent, Error, LegacyReply, Ok, no_entry
+from protocol import ClientEvent, Error, LegacyReply, Ok
+from protocol.codec import no_entry
 
 FND, ADD, REM = 0, 1, 2
 OP_NAMES = ("fnd", "add", "rem")

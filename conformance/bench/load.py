@@ -24,19 +24,16 @@ from conformance.bench.keyspace import ADD, ENTRIES, FND, OP_NAMES, REM, KeySpac
 from conformance.bench.stats import Histogram
 from conformance.bench.streams import ExchangeError, StreamClient
 from protocol import (
-    SERVER_BUSY,
+    MAX_RESPONSE_LINE,
     Add,
     ClientEvent,
-    Error,
     Find,
     RemoteProtocolError,
     Remove,
     Request,
-    decode_response,
-    encode_request,
+    ServerBusy,
 )
-from protocol._framing import LineFrame, LineReader  # the package's framing, not re-exported
-from protocol._schema import MAX_RESPONSE_LINE
+from protocol.codec import LineFrame, LineReader, decode_response, encode_request
 
 #: Distinct answer lines remembered before the memo is cleared.
 MEMO_LIMIT = 100_000
@@ -226,7 +223,7 @@ class LineLoad(asyncio.Protocol):
 
     def _unsolicited(self, frame: object) -> None:
         event = self.decode(frame.data) if isinstance(frame, LineFrame) else None
-        if isinstance(event, Error) and event.text == SERVER_BUSY:
+        if isinstance(event, ServerBusy):
             self.tally.error("refused: ERROR: Server busy")
         else:
             self.tally.bad("malformed", f"an answer to no request: {frame!r:.80}")

@@ -21,8 +21,8 @@ from protocol import (
     LocalProtocolError,
     RemoteProtocolError,
     Request,
-    encode_request,
 )
+from protocol.codec import encode_request
 
 #: A legacy answer (no LF) is complete after this much silence.
 LEGACY_QUIET = 0.05

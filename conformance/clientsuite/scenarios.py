@@ -16,7 +16,8 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from protocol import Add, Error, Find, Ok, Remove, Request, Response, no_entry
+from protocol import Add, Error, Find, Ok, Remove, Request, Response
+from protocol.codec import no_entry
 
 #: The free text of the suite's ``OK: TEXT`` answers to add and rem (ABP-RESP-1):
 #: a client must show it (ABP-CLIENT-2).

@@ -28,13 +28,7 @@ from conformance.clientsuite.listen import listen, peer_text
 from conformance.clientsuite.observed import ConnectionLog, Received, Violation
 from conformance.clientsuite.scenarios import SPEC, Action, Book, Hold, Pause, Scenario, Send, Shut
 from conformance.wire import Record, Transcript
-from protocol import (
-    ConnectionClosed,
-    InvalidRequest,
-    Request,
-    ServerConnection,
-    ServerEvent,
-)
+from protocol import ConnectionClosed, InvalidRequest, Request, ServerConnection, ServerEvent
 
 #: The suite's legacy quiet period: bytes with no LF, followed by this much
 #: silence, are taken as a request (and an ABP-FRAME-2 violation).

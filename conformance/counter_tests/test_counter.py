@@ -22,15 +22,8 @@ from conformance.expect import fail
 from conformance.raw import RawConnection, Unterminated
 from conformance.session import ServerSession
 from conformance.wire import WireClosed, WireError
-from protocol import (
-    MAX_REQUEST_LINE,
-    REQUEST_TOO_LONG,
-    CounterReply,
-    Error,
-    RemoteProtocolError,
-    decode_counter_reply,
-    encode_response,
-)
+from protocol import MAX_REQUEST_LINE, CounterReply, Error, RemoteProtocolError
+from protocol.codec import REQUEST_TOO_LONG, decode_counter_reply, encode_response
 
 WORDING = encode_response(CounterReply(7)).replace(b"7", b"N")
 TOO_LONG = encode_response(Error(REQUEST_TOO_LONG))

@@ -17,23 +17,17 @@ from conformance.answers import ANY_OK, Expected, content, decode, wire_form
 from conformance.crowd import Member
 from conformance.expect import fail
 from conformance.session import ServerSession
-from protocol import (
+from protocol import Add, Error, Find, Ok, Remove, Request, ServerBusy
+from protocol.codec import (
     INVALID_UTF8,
     MALFORMED_REQUEST,
-    SERVER_BUSY,
-    Add,
-    Error,
-    Find,
-    Ok,
-    Remove,
-    Request,
     encode_request,
     encode_response,
     no_entry,
     unrecognised,
 )
 
-BUSY = Error(SERVER_BUSY)
+BUSY = ServerBusy()
 CROWD = 200
 
 

@@ -17,7 +17,8 @@ from conformance.answers import ANY_OK, Expected, content
 from conformance.expect import fail
 from conformance.process import ServerProcess, ServerStartError
 from conformance.session import ServerSession
-from protocol import Add, Find, Ok, Remove, encode_request, encode_response, no_entry
+from protocol import Add, Find, Ok, Remove
+from protocol.codec import encode_request, encode_response, no_entry
 
 WRITERS = 20
 

@@ -19,18 +19,8 @@ from conformance.raw import RawConnection
 from conformance.server_tests.request_lines import crlf, unterminated
 from conformance.session import ServerSession
 from conformance.wire import WireError
-from protocol import (
-    INVALID_UTF8,
-    MALFORMED_REQUEST,
-    Add,
-    Error,
-    Find,
-    Ok,
-    Remove,
-    encode_request,
-    no_entry,
-    unrecognised,
-)
+from protocol import Add, Error, Find, Ok, Remove
+from protocol.codec import INVALID_UTF8, MALFORMED_REQUEST, encode_request, no_entry, unrecognised
 
 MALFORMED = Error(MALFORMED_REQUEST)
 NOT_UTF8 = Error(INVALID_UTF8)

@@ -17,15 +17,11 @@ from conformance.raw import RawConnection, Unterminated
 from conformance.server_tests.request_lines import crlf, unterminated
 from conformance.session import ServerSession
 from conformance.wire import WireClosed, WireError
-from protocol import (
+from protocol import MAX_REQUEST_LINE, Add, Error, Find, Ok
+from protocol.codec import (
     INVALID_UTF8,
     MALFORMED_REQUEST,
-    MAX_REQUEST_LINE,
     REQUEST_TOO_LONG,
-    Add,
-    Error,
-    Find,
-    Ok,
     encode_request,
     encode_response,
     no_entry,

@@ -14,7 +14,8 @@ import pytest
 
 from conformance.answers import ANY_OK
 from conformance.session import ServerSession
-from protocol import MALFORMED_REQUEST, Add, Error, Find, Ok, Remove, no_entry, unrecognised
+from protocol import Add, Error, Find, Ok, Remove
+from protocol.codec import MALFORMED_REQUEST, no_entry, unrecognised
 
 MALFORMED = Error(MALFORMED_REQUEST)
 

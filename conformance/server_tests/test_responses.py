@@ -12,19 +12,8 @@ import pytest
 from conformance.answers import ANY_OK
 from conformance.expect import fail
 from conformance.session import ServerSession
-from protocol import (
-    INVALID_UTF8,
-    MALFORMED_REQUEST,
-    MAX_REQUEST_LINE,
-    REQUEST_TOO_LONG,
-    Add,
-    Error,
-    Find,
-    Ok,
-    Remove,
-    no_entry,
-    unrecognised,
-)
+from protocol import MAX_REQUEST_LINE, Add, Error, Find, Ok, Remove
+from protocol.codec import INVALID_UTF8, MALFORMED_REQUEST, REQUEST_TOO_LONG, no_entry, unrecognised
 
 
 @pytest.mark.requirement("ABP-RESP-1")

@@ -27,16 +27,8 @@ from conformance.fuzz import (
 from conformance.raw import RawConnection
 from conformance.session import ServerSession
 from conformance.stateful import book_machine
-from protocol import (
-    MAX_REQUEST_LINE,
-    Add,
-    Find,
-    InvalidRequest,
-    Ok,
-    encode_request,
-    encode_response,
-    no_entry,
-)
+from protocol import MAX_REQUEST_LINE, Add, Find, InvalidRequest, Ok
+from protocol.codec import encode_request, encode_response, no_entry
 from protocol.strategies import byte_streams, entries, malformed_lines, names
 
 

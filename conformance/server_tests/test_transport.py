@@ -12,7 +12,8 @@ import pytest
 from conformance.answers import ANY_OK
 from conformance.expect import fail
 from conformance.session import ServerSession
-from protocol import Add, Find, Ok, no_entry
+from protocol import Add, Find, Ok
+from protocol.codec import no_entry
 
 
 @pytest.mark.requirement("ABP-TRANSPORT-1")

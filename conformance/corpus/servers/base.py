@@ -38,10 +38,8 @@ from protocol import (
     Response,
     ServerConnection,
     ServerEvent,
-    decode_request,
-    encode_response,
-    no_entry,
 )
+from protocol.codec import decode_request, encode_response, no_entry
 
 READ_SIZE = 65536
 

@@ -9,18 +9,8 @@ from collections.abc import Sequence
 from conformance.corpus.servers.base import READ_SIZE, Peer, Server
 from conformance.corpus.servers.book import BufferedBook, MemoryBook
 from conformance.corpus.servers.registry import defect
-from protocol import (
-    SERVER_BUSY,
-    Add,
-    Error,
-    Ok,
-    Remove,
-    Request,
-    Response,
-    ServerEvent,
-    encode_response,
-    no_entry,
-)
+from protocol import Add, Error, Ok, Remove, Request, Response, ServerBusy, ServerEvent
+from protocol.codec import encode_response, no_entry
 
 # --------------------------------------------------------------- connections
 
@@ -59,7 +49,7 @@ class CloseAfterError(Server):
 class RefusesPast50(Server):
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if len(self.open) >= 50:
-            writer.write(encode_response(Error(SERVER_BUSY)))
+            writer.write(encode_response(ServerBusy()))
             writer.close()
             return
         await super().handle(reader, writer)
@@ -75,7 +65,7 @@ class BusyWithoutClose(Server):
         if len(self.open) < 150:
             await super().handle(reader, writer)
             return
-        writer.write(encode_response(Error(SERVER_BUSY)))
+        writer.write(encode_response(ServerBusy()))
         try:
             while await reader.read(READ_SIZE):
                 pass  # refused, but left open: whatever comes is ignored

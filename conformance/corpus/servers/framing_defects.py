@@ -4,12 +4,7 @@ from __future__ import annotations
 
 from conformance.corpus.servers.base import Peer, Server
 from conformance.corpus.servers.registry import defect
-from protocol import (
-    RemoteProtocolError,
-    Response,
-    ServerConnection,
-    ServerEvent,
-)
+from protocol import RemoteProtocolError, Response, ServerConnection, ServerEvent
 
 # ----------------------------------------------------------------- transport
 

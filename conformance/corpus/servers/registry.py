@@ -13,7 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from conformance.corpus.servers.base import Server
-from protocol import MALFORMED_REQUEST, Error, RemoteProtocolError
+from protocol import Error, RemoteProtocolError
+from protocol.codec import MALFORMED_REQUEST
 
 
 @dataclass(frozen=True)

@@ -6,19 +6,8 @@ from typing import Any
 
 from conformance.corpus.servers.base import Peer, Server
 from conformance.corpus.servers.registry import defect, malformed
-from protocol import (
-    MALFORMED_REQUEST,
-    Add,
-    Error,
-    Find,
-    Ok,
-    RemoteProtocolError,
-    Remove,
-    Request,
-    Response,
-    no_entry,
-    unrecognised,
-)
+from protocol import Add, Error, Find, Ok, RemoteProtocolError, Remove, Request, Response
+from protocol.codec import MALFORMED_REQUEST, no_entry, unrecognised
 
 # ------------------------------------------------------------------ requests
 
