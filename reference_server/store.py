@@ -309,9 +309,14 @@ def _prepare(db: sqlite3.Connection, where: str, synchronous: str) -> dict[str, 
         raise StoreError(f"{where} has book schema version {version}; this server reads 1")
     check = db.execute("PRAGMA quick_check").fetchall()
     if check != [("ok",)]:
-        first = " ".join(str(check[0][0]).split())  # the text may hold newlines
-        more = f" (and {len(check) - 1} more problem(s))" if len(check) > 1 else ""
-        raise StoreError(f"database {where} is corrupt: {first}{more}")
+        problems = [
+            line.strip()
+            for row in check
+            for line in str(row[0]).splitlines()
+            if line.strip() and not line.startswith("*** in database")
+        ] or ["PRAGMA quick_check failed"]
+        more = f" (and {len(problems) - 1} more: see PRAGMA quick_check)" if problems[1:] else ""
+        raise StoreError(f"database {where} is corrupt: {problems[0]}{more}")
     return dict(db.execute("SELECT name, entry FROM book"))
 
 
