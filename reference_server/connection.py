@@ -97,7 +97,7 @@ STORE_FAILED = "Internal error: the change was not saved"
 #: Bytes of one client handled per visit of ``Turns``.
 SLICE = 1024
 #: Bytes of input handled from inboxes, all connections together, per loop turn.
-TURN_BUDGET = 16384
+TURN_BUDGET = 8192
 #: Bytes read and not yet handled before we stop reading from a client.
 INBOX_LIMIT = 65536
 #: Requests a connection may have queued before we stop handling its input.
@@ -105,8 +105,8 @@ MAX_QUEUED = 4096
 #: Bytes of answers the transport holds for a client before we stop handling
 #: its input (asyncio's high-water mark), and the kernel send buffer asked
 #: for: what a client that never reads can make us produce is bounded by these.
-OUTBOX_LIMIT = 65536
-SEND_BUFFER = 131072
+OUTBOX_LIMIT = 16384
+SEND_BUFFER = 32768
 #: How long a refused connection (ABP-CONN-8) may linger to read its answer.
 REFUSED_LINGER = 2.0
 
