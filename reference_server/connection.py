@@ -38,18 +38,17 @@ asked us to stop writing: ``_write_paused``; we asked it to stop reading:
 ``transport.is_reading()``), and the work in progress (the inbox, the queue,
 the timers), which is data, not state.
 
-::
+The table, as ``TRANSITIONS`` holds it (``test_the_docstring_table_is_the_table``
+keeps the two equal)::
 
-    NEW --admit--> OPEN --eof behind inbox--> ENDING
-     |              |  \\                       |
-     |              |   +--input ended-------> DRAINING <--input ended--+
-     |              |                            |
-     +--refuse--> REFUSED                        |
-     |              |                            |
-     +--------------+------close-----------------+--> CLOSING --lost--> CLOSED
-
-(``lost``, the transport's ``connection_lost``, leads from every phase to
-CLOSED.)
+    phase           cause              next phase
+    NEW             ADMIT              OPEN
+    NEW             REFUSE             REFUSED
+    OPEN            EOF_BEHIND_INBOX   ENDING
+    OPEN            INPUT_ENDED        DRAINING
+    ENDING          INPUT_ENDED        DRAINING
+    any but CLOSED  CLOSE              CLOSING
+    any but CLOSED  LOST               CLOSED
 
 The common case, a ``fnd`` on a connection with nothing queued, is the hot
 path: it reads the clock once per chunk read, builds no timer, logs nothing
@@ -337,6 +336,8 @@ class Connection(asyncio.Protocol):
             self._feed(data, now)
 
     def eof_received(self) -> bool:
+        if self.phase is Phase.DRAINING:
+            return True  # answers still queued: we close once they are written
         if self.phase is not Phase.OPEN:
             return False  # refused or closing: let the transport close
         if self._inbox:

@@ -148,6 +148,24 @@ def test_every_live_phase_ends_in_closed_when_lost() -> None:
     assert TRANSITIONS[Phase.CLOSED] == {}
 
 
+def test_the_docstring_table_is_the_table() -> None:
+    """The table at the top of the module says what TRANSITIONS holds."""
+    from reference_server import connection
+
+    doc = connection.__doc__ or ""
+    rows = doc.split("phase           cause              next phase\n")[1].split("\n\n")[0]
+    written: dict[tuple[Phase, Cause], Phase] = {}
+    for row in rows.splitlines():
+        *phase, cause, after = row.split()
+        phases = (
+            [p for p in Phase if p is not Phase.CLOSED] if phase[0] == "any" else [Phase[phase[0]]]
+        )
+        for each in phases:
+            written[each, Cause[cause]] = Phase[after]
+    table = {(p, c): after for p, moves in TRANSITIONS.items() for c, after in moves.items()}
+    assert written == table
+
+
 def test_a_cause_the_table_lacks_is_a_bug(tmp_path: Path) -> None:
     async def scenario(bench: Bench) -> None:
         connection, _ = bench.connect()
@@ -191,6 +209,22 @@ def test_end_of_stream_behind_the_inbox_is_ending_until_the_inbox_is_handled(
         lines = transport.lines()
         assert lines[:1000] == [b"ERROR: No entry for x\n"] * 1000
         assert lines[1000:] == [b"ERROR: No entry for last\n"]  # ABP-FRAME-5
+
+    run(tmp_path, scenario)
+
+
+def test_draining_keeps_the_connection_until_its_answers_are_written(tmp_path: Path) -> None:
+    """Shutdown with a change in flight, then the peer's end of stream: the OK
+    still goes out before the close."""
+
+    async def scenario(bench: Bench) -> None:
+        connection, transport = bench.connect()
+        connection.data_received(b"add:dee,3 Oak Rd\n")
+        connection.shut_down()
+        assert connection.phase is Phase.DRAINING  # the add waits for its commit
+        assert connection.eof_received() is True
+        await until(lambda: connection.phase is Phase.CLOSED)
+        assert transport.lines() == [b"OK\n"]
 
     run(tmp_path, scenario)
 
