@@ -1,9 +1,11 @@
 """``abp-server`` / ``python -m reference_server``: the command line.
 
 Exit status: 0 after a clean stop (SIGINT or SIGTERM), 1 when the server
-cannot start (port busy, address unusable, database unusable), 2 for a bad
-command line or a bad ``ABP_HOST``/``ABP_PORT``. Every error is one line on
-stderr, ``abp-server: error: ...``; never a traceback.
+cannot start (port busy, address unusable, database or TLS files unusable),
+2 for a bad command line, a bad ``ABP_HOST``/``ABP_PORT``, or a
+``--max-conns`` the file-descriptor limit cannot hold. Every error is one
+line on stderr, ``abp-server: error: ...``; never a traceback. The parser,
+validators, exit codes and descriptor-limit helper are ``protocol.program``'s.
 """
 
 from __future__ import annotations
@@ -58,11 +60,13 @@ environment:
 
 exit status:
   {EXIT_OK}  stopped cleanly by SIGINT or SIGTERM
-  {EXIT_CANNOT_START}  cannot start: port busy, address unusable, database unusable
-  {EXIT_USAGE}  bad command line or environment value
+  {EXIT_CANNOT_START}  cannot start: port busy, address unusable, database or TLS files unusable
+  {EXIT_USAGE}  bad command line or environment value, or --max-conns past the
+     file-descriptor limit (the soft limit is first raised to the hard one)
 
 On start the server prints one line, "listening on HOST:PORT", on stdout
-(the real port when --port 0).
+(the real port when --port 0). Listening beyond loopback without TLS gets a
+one-line warning on stderr: ABP has no authentication.
 """
 
 

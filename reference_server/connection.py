@@ -336,16 +336,28 @@ class Connection(asyncio.Protocol):
             self._feed(data, now)
 
     def eof_received(self) -> bool:
+        """The peer's end of stream: for plain TCP a half-close, after which
+        we answer what it sent, then close (ABP-FRAME-5). TLS has no
+        half-close (asyncio closes the transport on ``close_notify`` whatever
+        we return): what can be answered at once is answered now."""
+        half_open = self._transport is None or (
+            self._transport.get_extra_info("sslcontext") is None
+        )
         if self.phase is Phase.DRAINING:
-            return True  # answers still queued: we close once they are written
+            return half_open  # answers still queued: we close once they are written
         if self.phase is not Phase.OPEN:
             return False  # refused or closing: let the transport close
-        if self._inbox:
+        if self._inbox and half_open:
             self._move(Cause.EOF_BEHIND_INBOX)
             self._turns.want(self)
         else:
+            if self._inbox:
+                data = bytes(self._inbox)
+                self._inbox.clear()
+                self._turns.drop(self)
+                self._feed(data, self._loop.time())
             self._feed_eof()
-        return True  # we close once every answer is written
+        return half_open  # we close once every answer is written
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._move(Cause.LOST)

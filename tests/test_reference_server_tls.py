@@ -210,3 +210,26 @@ def test_unusable_tls_files_are_one_line(tmp_path: Path, pki: Pki) -> None:
         assert len(result.stderr.splitlines()) == 1, result.stderr
         assert result.stderr.startswith("abp-server: error: ")
     assert not (tmp_path / "abp-book.sqlite3").exists()  # refused before the book
+
+
+@pytest.mark.requirement("ABP-TLS-1")
+def test_busy_refusal_and_closing_clients_over_tls(spawn_server: SpawnServer, pki: Pki) -> None:
+    """ABP-CONN-8 inside TLS; clients that close (close_notify) leave no log line."""
+    server = spawn_server("--port", "0", "--max-conns", "1", *pki.flags())
+    context = pki.client_context()
+    with (
+        socket.create_connection(server.address, timeout=TIMEOUT) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as first,
+    ):
+        first.sendall(b"fnd:one\n")
+        assert first.recv(100) == b"ERROR: No entry for one\n"
+        with (
+            socket.create_connection(server.address, timeout=TIMEOUT) as raw2,
+            context.wrap_socket(raw2, server_hostname="127.0.0.1") as second,
+        ):
+            received = b""
+            while chunk := second.recv(100):
+                received += chunk
+            assert received == b"ERROR: Server busy\n"
+    assert tls_exchange(server.address, context, b"fnd:two\n") == [b"ERROR: No entry for two\n"]
+    assert stop_and_read(server) == ""
