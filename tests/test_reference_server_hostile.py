@@ -148,7 +148,8 @@ def test_out_of_descriptors_backs_off_with_one_line_a_second(
     assert "Traceback" not in stderr
     warnings = [line for line in stderr.splitlines() if "cannot accept connections" in line]
     assert 1 <= len(warnings) <= elapsed + 2, stderr[:2000]
-    assert len(stderr.splitlines()) == len(warnings), stderr[:2000]
+    others = [line for line in stderr.splitlines() if line not in warnings]
+    assert all("at shutdown" in line for line in others), stderr[:2000]
 
 
 # ---------------------------------------- item 5: refusing a closed client
@@ -265,7 +266,9 @@ def test_a_corrupt_book_is_one_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith(f"abp-server: error: database {book} is corrupt: ")
+    assert lines[0].startswith("abp-server: error: ")
+    assert str(book) in lines[0]
+    assert "corrupt" in lines[0]  # found by quick_check, or by SQLite before it
 
 
 def test_a_path_that_is_not_a_regular_file_is_refused_untouched(tmp_path: Path) -> None:
