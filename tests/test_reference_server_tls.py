@@ -171,23 +171,14 @@ def stop_and_read(server: Spawned) -> str:
 
 
 @pytest.mark.requirement("ABP-TLS-5")
-def test_a_warning_when_listening_beyond_loopback_without_tls(
-    spawn_server: SpawnServer, pki: Pki
-) -> None:
-    """Binds 0.0.0.0 but connects only to 127.0.0.1."""
-    plain = spawn_server("--host", "0.0.0.0", "--port", "0")
-    with socket.create_connection(("127.0.0.1", plain.port), timeout=TIMEOUT) as sock:
-        sock.sendall(b"fnd:w\n")
-        assert sock.recv(100) == b"ERROR: No entry for w\n"
-    lines = stop_and_read(plain).splitlines()
-    assert len(lines) == 1, lines
-    assert "listening on 0.0.0.0:" in lines[0]
-    assert "without TLS" in lines[0]
-
+def test_no_warning_beyond_loopback_with_tls(spawn_server: SpawnServer, pki: Pki) -> None:
+    """The warning is for plain TCP only (its test: tests/test_program_conventions.py).
+    Binds 0.0.0.0 but connects only to 127.0.0.1."""
     secured = spawn_server("--host", "0.0.0.0", "--port", "0", *pki.flags())
+    assert tls_exchange(("127.0.0.1", secured.port), pki.client_context(), b"fnd:w\n") == [
+        b"ERROR: No entry for w\n"
+    ]
     assert stop_and_read(secured) == ""
-    loopback = spawn_server("--port", "0")
-    assert stop_and_read(loopback) == ""
 
 
 def test_unusable_tls_files_are_one_line(tmp_path: Path, pki: Pki) -> None:
