@@ -23,6 +23,7 @@ from protocol.program import (
     EXIT_OK,
     EXIT_USAGE,
     ProgramParser,
+    add_version,
     address,
     host_name,
     positive_float,
@@ -204,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[_common_options(defaults=True)],
         allow_abbrev=False,
     )
+    add_version(parser)
     after = _common_options(defaults=False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
