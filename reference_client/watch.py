@@ -187,9 +187,11 @@ class Watch:
     def from_server(self, data: bytes, now: float) -> list[Sighting]:
         if self._given_up:
             return []
-        # An answer arriving while the client's bytes hold no LF: the client
-        # sent a request with no terminator, and the server took it as one.
-        out = self._flush_requests(now, "the server answered it")
+        # Bytes from the server while no request is waiting for its answer, and
+        # the client's bytes hold no LF: the client sent a request with no
+        # terminator and the server took it as one. (With requests waiting,
+        # the bytes answer those: a request split across segments is no fault.)
+        out = [] if self._pending else self._flush_requests(now, "the server answered it")
         return out + self._answers_in(self._answers.feed(data, now), now, ended="")
 
     def client_closed(self, now: float) -> list[Sighting]:
@@ -265,6 +267,8 @@ class Watch:
                 text = f"answer line of {frame.size}+ bytes, over {MAX_RESPONSE_LINE}"
                 out.append(self._violation(now, "ABP-FRAME-14", SERVER, text))
                 continue
+            if not self._pending:  # a second answer in one chunk, to unterminated bytes
+                out += self._flush_requests(now, "the server answered it")
             pending = self._pending.popleft() if self._pending else None
             latency = None if pending is None else now - pending.complete
             shown = escape(frame.data + frame.terminator)

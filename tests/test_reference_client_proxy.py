@@ -385,3 +385,13 @@ def test_replay_reads_a_recording_into_steps_and_answers() -> None:
     assert second.answers == [b"ERROR: No entry for b\n", b"ERROR: No entry for c\n"]
     with pytest.raises(ValueError, match="bad record"):
         parse([{"conn": 1, "from": "nobody", "data": ""}])
+
+
+def test_a_request_split_across_segments_is_no_fault() -> None:
+    """An answer to an earlier request while the next one is half sent: the
+    half is not taken for a request with no LF."""
+    watch = Watch(1, Book())
+    watch.from_client(b"fnd:a\nfnd:b", 0.0)
+    assert kinds(watch.from_server(b"ERROR: No entry for a\n", 0.01)) == ["answer"]
+    assert kinds(watch.from_client(b"\n", 0.02)) == ["request"]
+    assert kinds(watch.from_server(b"ERROR: No entry for b\n", 0.03)) == ["answer"]
