@@ -150,7 +150,7 @@ class _Pair:
         self.closed = True
         if self.timer is not None:
             self.timer.cancel()
-        self.proxy.show(self.watch.expire(float("inf")))
+        self.proxy.show(self.watch.finish(self.proxy.now()))
         self.proxy.recorder.flush()
         self.proxy.pairs.discard(self)
 

@@ -199,6 +199,9 @@ class Watch:
             return [Sighting(now, self.conn, "close", "client closed its side")]
         frames = self._requests.feed_eof()
         out = self._requests_in(frames, now, ended="ended by the client's half-close")
+        if self._answers.buffered:  # the client took what came as the whole answer
+            frames = self._answers.expire(math.inf)
+            out += self._answers_in(frames, now, ended="the client closed after it")
         return [*out, Sighting(now, self.conn, "close", "client closed its side")]
 
     def server_closed(self, now: float) -> list[Sighting]:
@@ -217,14 +220,25 @@ class Watch:
         """When ``expire`` has an unterminated line to judge."""
         if self._given_up:
             return None
-        times = [t for t in (self._requests.deadline(), self._answers.deadline()) if t is not None]
-        return min(times) if times else None
+        # Only requests end by silence (ABP-FRAME-6, as a server reads them); an
+        # answer may arrive as slowly as it likes (ABP-FRAME-14), and one with no
+        # LF ends only with the connection (ABP-FRAME-8).
+        return self._requests.deadline()
 
     def expire(self, now: float) -> list[Sighting]:
         if self._given_up:
             return []
-        out = self._requests_in(self._requests.expire(now), now, ended="ended by silence")
-        return out + self._answers_in(self._answers.expire(now), now, ended="ended by silence")
+        return self._requests_in(self._requests.expire(now), now, ended="ended by silence")
+
+    def finish(self, now: float) -> list[Sighting]:
+        """The connection is gone: what is left unterminated on either side."""
+        if self._given_up:
+            return []
+        out = self._flush_requests(now, "ended by the connection closing")
+        if self._answers.buffered:
+            frames = self._answers.expire(math.inf)
+            out += self._answers_in(frames, now, ended="ended by the connection closing")
+        return out
 
     # ------------------------------------------------------------ judging
     def _flush_requests(self, now: float, why: str) -> list[Sighting]:

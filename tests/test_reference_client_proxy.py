@@ -54,11 +54,32 @@ def test_watch_names_violations_on_either_side() -> None:
     seen = watch.from_server(b"Entry for x", 0.2)
     assert kinds(seen) == ["request", "!ABP-FRAME-2"]
     assert seen[1].party == "client"
-    # The unterminated free-text answer, once the quiet period has passed.
+    # However long it waits, an answer with no LF is not ended by silence
+    # (ABP-FRAME-14): the close ends it (ABP-FRAME-8), and says so.
+    assert watch.deadline() is None
+    assert kinds(watch.server_closed(5.0)) == [
+        "answer",
+        "!ABP-FRAME-1",
+        "!ABP-RESP-1",
+        "close",
+    ]
+
+
+def test_a_slow_answer_is_one_answer() -> None:
+    watch = Watch(1, Book())
+    watch.from_client(b"fnd:slow\n", 0.0)
+    assert watch.from_server(b"OK: par", 0.1) == []
+    assert watch.deadline() is None  # a pause of any length mid-answer is no fault
+    assert kinds(watch.from_server(b"tial\n", 30.0)) == ["answer"]
+
+
+def test_a_request_with_no_lf_is_ended_by_silence() -> None:
+    """ABP-FRAME-6: as a server reads it; and the client is at fault (ABP-FRAME-2)."""
+    watch = Watch(1, Book())
+    assert watch.from_client(b"fnd:x", 1.0) == []
     deadline = watch.deadline()
-    assert deadline is not None
-    assert deadline == pytest.approx(0.3)
-    assert kinds(watch.expire(deadline)) == ["answer", "!ABP-FRAME-1", "!ABP-RESP-1"]
+    assert deadline == pytest.approx(1.1)
+    assert kinds(watch.expire(deadline)) == ["request", "!ABP-FRAME-2"]
 
 
 def test_watch_accepts_a_busy_refusal_before_any_request() -> None:
