@@ -24,6 +24,7 @@ from conformance.harness.timing import TIMEOUT
 from conformance.harness.wire import Transcript
 from conformance.judging.session import FRAMINGS, SERVICES, ServerSession, ServerTarget
 from conformance.judging.verdict import RequirementFailed
+from conformance.reports.model import selects
 from protocol import requirements
 from protocol.address import parse_address
 
@@ -112,11 +113,6 @@ def requirement_ids(item: pytest.Item) -> list[str]:
     for mark in item.iter_markers(MARKER):
         ids.extend(str(arg) for arg in mark.args)
     return ids
-
-
-def selects(wanted: list[str], ids: list[str]) -> bool:
-    """``--abp-requirement`` matching: an exact ID, or a prefix such as ``ABP-FRAME``."""
-    return any(rid == w or rid.startswith(w.rstrip("-") + "-") for w in wanted for rid in ids)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -33,8 +33,8 @@ from conformance.harness import probe as framing
 from conformance.harness.process import ServerProcess, ServerStartError, reference_server_command
 from conformance.harness.timing import EMBEDDED_IDLE_TIMEOUT, TIMEOUT, budget
 from conformance.harness.wire import WireError
-from conformance.plugin import selects
 from conformance.reports import EXIT_INTERNAL, EXIT_USAGE, ResultCollector, RunResult
+from conformance.reports.model import selects
 from protocol import requirements
 from protocol.address import format_address, parse_address
 
@@ -320,6 +320,7 @@ def run(options: RunOptions, out: TextIO) -> tuple[int, RunResult | None, str]:
         strict=options.strict,
         roles=roles,
         complete=not (options.requirements or options.keyword),
+        selected=tuple(options.requirements),
         warnings=collector.warnings,
     )
     try:

@@ -15,6 +15,7 @@ import contextlib
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +24,7 @@ from conformance.corpus.servers.harness import run_suite
 from conformance.harness.process import accepts_connections, free_port, wait_until
 from conformance.harness.timing import PROCESS_EXIT, PROCESS_READY
 from conformance.judging.session import line_matches, refusal, wire_form
+from conformance.reports import BLOCKED, FAIL, PASS, SKIP, RunResult, TestRecord, console
 from protocol import Error, RemoteProtocolError, Request
 from protocol.codec import INVALID_UTF8, MALFORMED_REQUEST, encode_response, unrecognised
 
@@ -111,3 +113,41 @@ def test_a_server_checking_utf8_before_nul_is_acquitted(tmp_path: Path, seed: in
     assert len(run.tests) >= 10, run.explain()
     assert run.with_outcome("FAIL", "WARN") == [], run.explain()
     assert run.returncode == 0, run.explain()
+
+
+# -- honest attribution (issue 9 item 5)
+def _record(nodeid: str, ids: list[str], outcome: str, **kw: Any) -> TestRecord:
+    return TestRecord(nodeid=f"t.py::{nodeid}", requirements=ids, outcome=outcome, **kw)
+
+
+def test_a_requirement_whose_test_failed_elsewhere_is_blocked_never_skip() -> None:
+    """FRAME-6's only test failed on FRAME-1 (the answer had no LF): FRAME-6
+    was not judged, and its test did not skip either."""
+    failed = _record("t", ["ABP-FRAME-6"], FAIL, failed_requirement="ABP-FRAME-1")
+    rows = {row.id: row.status for row in RunResult([failed]).requirement_rows()}
+    assert rows["ABP-FRAME-1"] == FAIL
+    assert rows["ABP-FRAME-6"] == BLOCKED
+    passed = _record("u", ["ABP-FRAME-6"], PASS)
+    skipped = _record("v", ["ABP-FRAME-6"], SKIP)
+    rows = {row.id: row.status for row in RunResult([failed, passed, skipped]).requirement_rows()}
+    assert rows["ABP-FRAME-6"] == PASS  # judged by another of its tests
+    rows = {row.id: row.status for row in RunResult([failed, skipped]).requirement_rows()}
+    assert rows["ABP-FRAME-6"] == BLOCKED  # a skip is no verdict either
+    assert "SKIP" not in {rows["ABP-FRAME-6"], rows["ABP-FRAME-1"]}
+
+
+def test_a_selection_lists_only_what_was_selected_and_what_broke() -> None:
+    """``--requirement ABP-REQ-1``: the tests also carry REQ-11 and RESP-4,
+    which they judge only in part: not listed, unless a test found one broken."""
+    tests = [
+        _record("a", ["ABP-REQ-1", "ABP-REQ-11"], FAIL, failed_requirement="ABP-REQ-1"),
+        _record("b", ["ABP-REQ-1", "ABP-RESP-4"], PASS),
+        _record("c", ["ABP-REQ-1"], FAIL, failed_requirement="ABP-CONN-6"),
+    ]
+    result = RunResult(tests, complete=False, selected=("ABP-REQ-1",))
+    rows = {row.id: row.status for row in result.requirement_rows()}
+    assert rows == {"ABP-REQ-1": FAIL, "ABP-CONN-6": FAIL}
+    section = RunResult(tests, complete=False, selected=("ABP-REQ",)).requirement_rows()
+    assert {row.id for row in section} == {"ABP-REQ-1", "ABP-REQ-11", "ABP-CONN-6"}
+    rendered = console.render(result, colour=False)
+    assert "SKIP" not in rendered.split("Failures")[0]

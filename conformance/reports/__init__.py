@@ -3,6 +3,7 @@
 
 from conformance.reports.collector import ResultCollector
 from conformance.reports.model import (
+    BLOCKED,
     EXIT_FAILED,
     EXIT_INTERNAL,
     EXIT_OK,
@@ -19,6 +20,7 @@ from conformance.reports.model import (
 )
 
 __all__ = [
+    "BLOCKED",
     "EXIT_FAILED",
     "EXIT_INTERNAL",
     "EXIT_OK",
