@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from conformance.corpus.servers.base import Server
-from conformance.corpus.servers.harness import run_suite
-from conformance.harness.process import accepts_connections, free_port, wait_until
+from conformance.corpus.servers.harness import corpus_argv, run_suite
+from conformance.harness.process import ServerProcess, accepts_connections, free_port, wait_until
 from conformance.harness.timing import PROCESS_EXIT, PROCESS_READY
 from conformance.judging.session import line_matches, refusal, wire_form
 from conformance.reports import BLOCKED, FAIL, PASS, SKIP, RunResult, TestRecord, console
@@ -151,3 +151,22 @@ def test_a_selection_lists_only_what_was_selected_and_what_broke() -> None:
     assert {row.id for row in section} == {"ABP-REQ-1", "ABP-REQ-11", "ABP-CONN-6"}
     rendered = console.render(result, colour=False)
     assert "SKIP" not in rendered.split("Failures")[0]
+
+
+@pytest.mark.parametrize("seed", [0, 2])  # 0 and 2: found in a pipelined batch
+def test_the_state_machine_blames_a_trimmed_entry_on_resp_2_not_pipelining(
+    tmp_path: Path, seed: int
+) -> None:
+    """A server that trims entries answers pipelined requests all, in order:
+    ABP-CONN-2 holds; the entry found is not the one stored (ABP-RESP-2)."""
+    argv = [*corpus_argv("trims-entries"), "--data", str(tmp_path / "data")]
+    with ServerProcess(argv) as server:
+        run = run_suite(
+            "--server", f"{server.host}:{server.port}", "-n", "0", "--seed", str(seed),
+            "-k", "random_operations",
+            json_path=tmp_path / "report.json",
+            timeout=RUN_TIMEOUT,
+        )  # fmt: skip
+    (test,) = run.tests
+    assert test["outcome"] == "FAIL", run.explain()
+    assert test["failed_requirement"] == "ABP-RESP-2", run.explain()

@@ -30,7 +30,7 @@ from protocol.strategies import byte_streams, entries, malformed_lines, names
 
 
 @pytest.mark.requirement(
-    "ABP-REQ-4", "ABP-REQ-5", "ABP-REQ-6", "ABP-DUR-4", "ABP-CONN-1", "ABP-CONN-2"
+    "ABP-REQ-4", "ABP-REQ-5", "ABP-REQ-6", "ABP-RESP-2", "ABP-DUR-4", "ABP-CONN-1", "ABP-CONN-2"
 )
 def test_random_operations_over_several_connections_match_a_model_book(
     abp: ServerSession,
@@ -39,7 +39,9 @@ def test_random_operations_over_several_connections_match_a_model_book(
     MUST replace that entry", "`rem:NAME` MUST remove the entry", "`fnd:NAME`
     MUST look up the entry stored under NAME", and "A `fnd` sent after the
     `OK` of an `add` or `rem`, on any connection, MUST see that change":
-    random sequences over three connections, pipelined batches included."""
+    random sequences over three connections, pipelined batches included. A
+    wrong answer fails the rule it breaks (``conformance.judging.stateful.blame``):
+    an entry found altered is ABP-RESP-2, answers out of order ABP-CONN-2."""
     machine = seeded(abp.target, book_machine(abp))
     steps = 10
     settings = fuzz_settings(abp.target, stateful_step_count=steps)
