@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import select
+import socket
+import struct
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +26,10 @@ from conformance.corpus.servers.base import Server
 from conformance.corpus.servers.harness import corpus_argv, run_suite
 from conformance.harness.process import ServerProcess, accepts_connections, free_port, wait_until
 from conformance.harness.timing import PROCESS_EXIT, PROCESS_READY
+from conformance.harness.wire import Wire, WireClosed
 from conformance.judging.session import line_matches, refusal, wire_form
+from conformance.judging.verdict import RequirementFailed
+from conformance.plugin import failure_text
 from conformance.reports import BLOCKED, FAIL, PASS, SKIP, RunResult, TestRecord, console
 from protocol import Error, RemoteProtocolError, Request
 from protocol.codec import INVALID_UTF8, MALFORMED_REQUEST, encode_response, unrecognised
@@ -170,3 +176,50 @@ def test_the_state_machine_blames_a_trimmed_entry_on_resp_2_not_pipelining(
     (test,) = run.tests
     assert test["outcome"] == "FAIL", run.explain()
     assert test["failed_requirement"] == "ABP-RESP-2", run.explain()
+
+
+def _closed_by_the_server() -> WireClosed:
+    """A real WireClosed: the server resets the connection, then the suite sends."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(PROCESS_EXIT)
+        port = listener.getsockname()[1]
+        wire = Wire("127.0.0.1", port, timeout=PROCESS_EXIT, name="c1").connect()
+        accepted, _ = listener.accept()
+        accepted.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        accepted.close()  # RST
+        try:
+            assert wire.sock is not None
+            readable, _, _ = select.select([wire.sock], [], [], PROCESS_EXIT)
+            assert readable, "the reset never arrived"
+            wire.send(b"fnd:x\n")
+        except WireClosed as exc:
+            return exc
+        finally:
+            wire.close()
+    raise AssertionError("the send did not fail")
+
+
+def test_a_closed_connection_is_reported_as_what_it_means_on_the_wire() -> None:
+    """Not ``WireClosed: send failed: [Errno 32] Broken pipe``: what happened,
+    under the requirement the test was testing."""
+    exc = _closed_by_the_server()
+    assert exc.sending
+    try:
+        raise exc
+    except WireClosed:
+        info = pytest.ExceptionInfo[BaseException].from_current()
+    text, requirement = failure_text(info, ["ABP-CONN-3", "ABP-REQ-9"])
+    assert requirement == "ABP-CONN-3"
+    assert "the server had closed the connection" in text
+    for internal in ("WireClosed", "Errno", "Broken pipe", "reset by peer", "conformance."):
+        assert internal not in text
+
+
+def test_long_expected_and_actual_values_are_cut_like_transcripts() -> None:
+    actual = b"OK: " + b"x" * 100_000 + b"\n"
+    text = RequirementFailed("ABP-RESP-2", "long", expected=b"OK\n", actual=actual).render()
+    assert len(text) < 2000
+    assert f"{len(actual)} bytes, first 512 shown" in text
+    text = RequirementFailed("ABP-RESP-2", "long", expected="y" * 10_000).render()
+    assert len(text) < 2000
+    assert "10002 characters" in text  # the repr, quotes included

@@ -50,8 +50,8 @@ from conformance.harness.lines import LineOverflow
 from conformance.harness.process import ServerProcess, ServerStartError
 from conformance.harness.raw import Inconclusive, RawConnection, Unterminated
 from conformance.harness.timing import HOLDUP, STALL, STALL_LEGACY, TIMEOUT, budget
-from conformance.harness.wire import Transcript, Wire, WireClosed, WireError, WireTimeout
-from conformance.judging.verdict import fail
+from conformance.harness.wire import Transcript, Wire, WireError
+from conformance.judging.verdict import fail, on_the_wire
 from protocol import (
     MAX_REQUEST_LINE,
     Add,
@@ -470,12 +470,7 @@ class ServerSession:
                 expected="one line ending with LF",
                 actual=exc.partial,
             )
-        if isinstance(exc, WireTimeout):
-            why = f"no answer within {self.target.timeout if timeout is None else timeout:g}s"
-        elif isinstance(exc, WireClosed):
-            why = "the server closed the connection instead of answering"
-        else:
-            why = str(exc)
+        why = on_the_wire(exc, self.target.timeout if timeout is None else timeout)
         fail(requirement, f"{summary}: {why}")
 
     # -- what belongs to one test
