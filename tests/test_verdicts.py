@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import select
 import socket
 import struct
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from conformance.corpus.servers.base import Server
+from conformance.corpus.servers.base import Peer, Server
 from conformance.corpus.servers.harness import corpus_argv, run_suite
 from conformance.harness.process import ServerProcess, accepts_connections, free_port, wait_until
 from conformance.harness.timing import PROCESS_EXIT, PROCESS_READY
@@ -30,8 +33,10 @@ from conformance.harness.wire import Wire, WireClosed
 from conformance.judging.session import line_matches, refusal, wire_form
 from conformance.judging.verdict import RequirementFailed
 from conformance.plugin import failure_text
+from conformance.repeat import changed_verdicts
+from conformance.repeat import render as render_flakes
 from conformance.reports import BLOCKED, FAIL, PASS, SKIP, RunResult, TestRecord, console
-from protocol import Error, RemoteProtocolError, Request
+from protocol import Error, Find, RemoteProtocolError, Request, Response
 from protocol.codec import INVALID_UTF8, MALFORMED_REQUEST, encode_response, unrecognised
 
 #: NUL and invalid UTF-8 in one line: the reported false alarm (ABP-FRAME-13
@@ -223,3 +228,79 @@ def test_long_expected_and_actual_values_are_cut_like_transcripts() -> None:
     text = RequirementFailed("ABP-RESP-2", "long", expected="y" * 10_000).render()
     assert len(text) < 2000
     assert "10002 characters" in text  # the repr, quotes included
+
+
+# -- the flake hunt (issue 9 item 3)
+def test_changed_verdicts_names_every_test_that_changed() -> None:
+    runs = [
+        RunResult([_record("a", ["ABP-REQ-1"], PASS), _record("b", ["ABP-REQ-2"], PASS)]),
+        RunResult([_record("a", ["ABP-REQ-1"], PASS), _record("b", ["ABP-REQ-2"], PASS)]),
+        RunResult(
+            [
+                _record("a", ["ABP-REQ-1"], PASS),
+                _record("b", ["ABP-REQ-2"], FAIL, message="late answer"),
+            ]
+        ),
+    ]
+    (flake,) = changed_verdicts(runs)
+    assert flake.nodeid == "t.py::b"
+    assert flake.outcomes == (PASS, PASS, FAIL)
+    shown = render_flakes([flake], 3)
+    assert "PASS x2 (runs 1, 2)" in shown
+    assert "FAIL x1 (runs 3)" in shown
+    assert "late answer" in shown
+    assert changed_verdicts(runs[:2]) == []
+
+
+class Degrading(Server):
+    """Correct until ``broken`` is set: then every lookup is answered wrongly."""
+
+    broken = False
+
+    async def execute(self, peer: Peer, request: Request) -> Response:
+        if self.broken and isinstance(request, Find):
+            return Error("broken")
+        return await super().execute(peer, request)
+
+
+def test_repeat_reports_a_verdict_that_changed_between_runs(tmp_path: Path) -> None:
+    """``--repeat 2`` against one server that breaks once the second run starts:
+    a progress line per repeat, the tests that changed named, exit 1."""
+    server = Degrading(quiet_period=0.1, idle_timeout=None)
+    with serving(server) as port:
+        argv = [sys.executable, "-m", "conformance", "run", "--server", f"127.0.0.1:{port}",
+                "-n", "0", "--repeat", "2", "-k", "missing_name"]  # fmt: skip
+        with subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace"
+        ) as process:
+            assert process.stdout is not None
+            lines: list[str] = []
+            for line in process.stdout:  # ends when the run ends: bounded by its own waits
+                lines.append(line)
+                if line.startswith("repeat 2/2"):
+                    server.broken = True
+            status = process.wait(RUN_TIMEOUT)
+    output = "".join(lines)
+    assert status == 1, output
+    first = re.search(r"^repeat 1/2: (\d+) tests, 0 failed", output, re.MULTILINE)
+    assert first, output
+    second = re.search(r"^repeat 2/2: (\d+) tests, (\d+) failed", output, re.MULTILINE)
+    assert second, output
+    assert second.group(1) == first.group(1)
+    failed = int(second.group(2))
+    assert failed >= 4, output  # the four missing-name lookups at least
+    assert f"verdicts across 2 runs: {failed} test(s) changed" in output
+    plain = "test_missing_name_is_answered_no_entry_for_name[plain]: "
+    assert plain + "PASS x1 (runs 1), FAIL x1 (runs 2)" in output
+
+
+def test_repeat_of_a_steady_target_changes_nothing(tmp_path: Path) -> None:
+    with serving(Utf8First(quiet_period=0.1, idle_timeout=None)) as port:
+        run = run_suite(
+            "--server", f"127.0.0.1:{port}", "-n", "0", "--repeat", "3", "-k", "missing_name",
+            json_path=tmp_path / "report.json",
+            timeout=RUN_TIMEOUT,
+        )  # fmt: skip
+    assert run.returncode == 0, run.explain()
+    assert run.stdout.count("verdict(s) changed so far") == 3
+    assert "verdicts across 3 runs: identical" in run.stdout
