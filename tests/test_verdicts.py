@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import re
 import select
+import shlex
 import socket
 import struct
 import subprocess
@@ -28,7 +29,7 @@ import pytest
 from conformance.corpus.servers.base import Peer, Server
 from conformance.corpus.servers.harness import corpus_argv, run_suite
 from conformance.harness.process import ServerProcess, accepts_connections, free_port, wait_until
-from conformance.harness.timing import PROCESS_EXIT, PROCESS_READY
+from conformance.harness.timing import HOLDUP, PROCESS_EXIT, PROCESS_READY, STALL, TIMEOUT, budget
 from conformance.harness.wire import Wire, WireClosed
 from conformance.judging.session import line_matches, refusal, wire_form
 from conformance.judging.verdict import RequirementFailed
@@ -304,3 +305,51 @@ def test_repeat_of_a_steady_target_changes_nothing(tmp_path: Path) -> None:
     assert run.returncode == 0, run.explain()
     assert run.stdout.count("verdict(s) changed so far") == 3
     assert "verdicts across 3 runs: identical" in run.stdout
+
+
+def test_budgets_scale_with_the_timeout() -> None:
+    """At the default --timeout a budget is its value; a longer --timeout
+    lengthens it in proportion (a loaded machine); --timeout caps it."""
+    assert budget(HOLDUP, TIMEOUT) == HOLDUP
+    assert budget(HOLDUP, 2 * TIMEOUT) == 2 * HOLDUP
+    assert budget(HOLDUP, 1.0) == 1.0
+    assert budget(STALL, TIMEOUT / 2) == STALL
+
+
+#: A correct argv client: CRLF requests, one byte per send() (issue 9 item 1).
+BYTEWISE_CLIENT = """
+import socket, sys
+from conformance.corpus.clients.base import Client
+
+class Bytewise(Client):
+    terminator = b"\\r\\n"
+
+    def connect(self):
+        sock = super().connect()
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+    def exchange(self, sock, data):
+        for i in range(len(data)):
+            sock.sendall(data[i : i + 1])
+        return self.read_answer(sock)
+
+host, port, op, name, *rest = sys.argv[1:]
+sys.exit(Bytewise(host, int(port), 2.0).run(op, name, rest[0] if rest else ""))
+"""
+
+
+def test_the_scripted_server_accepts_crlf_requests_written_a_byte_at_a_time(
+    tmp_path: Path,
+) -> None:
+    script = tmp_path / "bytewise_client.py"
+    script.write_text(BYTEWISE_CLIENT)
+    template = f"{shlex.quote(sys.executable)} {script} {{host}} {{port}} {{op}} {{name}} {{entry}}"
+    run = run_suite(
+        "--client", template, "-n", "0", "--requirement", "ABP-FRAME", "--requirement", "ABP-REQ",
+        json_path=tmp_path / "report.json",
+        timeout=RUN_TIMEOUT,
+    )  # fmt: skip
+    assert run.with_outcome("PASS"), run.explain()
+    assert run.with_outcome("FAIL", "WARN") == [], run.explain()
+    assert run.returncode == 0, run.explain()
