@@ -353,3 +353,27 @@ def test_the_scripted_server_accepts_crlf_requests_written_a_byte_at_a_time(
     assert run.with_outcome("PASS"), run.explain()
     assert run.with_outcome("FAIL", "WARN") == [], run.explain()
     assert run.returncode == 0, run.explain()
+
+
+def test_the_tutorial_server_gets_no_skip_for_requirements_whose_tests_failed(
+    tmp_path: Path,
+) -> None:
+    """Against the tutorial-style server the tests of FRAME-6 and FRAME-11
+    fail first on FRAME-1 and FRAME-10: those two are FAIL, the others
+    BLOCKED (they were SKIP), and nothing else is listed."""
+    command = (
+        f"{shlex.quote(sys.executable)} -m conformance.corpus.tutorial.addressbook_server"
+        " --host 127.0.0.1 --port {port} --book {tmpdir}/book.json"
+    )
+    run = run_suite(
+        "--server-cmd", command, "-n", "0", "--timeout", "2",
+        "--requirement", "ABP-FRAME-6", "--requirement", "ABP-FRAME-11",
+        json_path=tmp_path / "report.json",
+        timeout=RUN_TIMEOUT,
+    )  # fmt: skip
+    assert run.returncode == 1, run.explain()
+    status = {row["id"]: row["status"] for row in run.report["requirements"]}
+    assert status["ABP-FRAME-6"] == BLOCKED, status
+    assert status["ABP-FRAME-11"] == BLOCKED, status
+    assert SKIP not in status.values(), status
+    assert set(status) <= {"ABP-FRAME-6", "ABP-FRAME-11"} | run.failed_requirements(), status
