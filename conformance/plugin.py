@@ -20,6 +20,7 @@ from collections.abc import Generator, Iterator, Sequence
 
 import pytest
 
+from conformance.harness.lines import LineOverflow
 from conformance.harness.timing import TIMEOUT
 from conformance.harness.wire import Transcript, WireError
 from conformance.judging.session import FRAMINGS, SERVICES, ServerSession, ServerTarget
@@ -150,6 +151,10 @@ def failure_text(
     exc = excinfo.value
     if isinstance(exc, WireError) and requirement_ids:
         exc = RequirementFailed(requirement_ids[0], on_the_wire(exc))
+    elif isinstance(exc, LineOverflow):  # the framing rule of the service tested
+        counter = any(rid.startswith("ABP-COUNTER") for rid in requirement_ids)
+        framing = "ABP-COUNTER-4" if counter else "ABP-FRAME-1"
+        exc = RequirementFailed(framing, f"the answer is not one line: {exc}")
     if isinstance(exc, RequirementFailed):
         return exc.render(), exc.requirement_id
     entry = excinfo.traceback[-1] if excinfo.traceback else None

@@ -28,6 +28,7 @@ import pytest
 
 from conformance.corpus.servers.base import Peer, Server
 from conformance.corpus.servers.harness import corpus_argv, run_suite
+from conformance.harness.lines import LineOverflow
 from conformance.harness.process import ServerProcess, accepts_connections, free_port, wait_until
 from conformance.harness.timing import HOLDUP, PROCESS_EXIT, PROCESS_READY, STALL, TIMEOUT, budget
 from conformance.harness.wire import Wire, WireClosed
@@ -377,3 +378,14 @@ def test_the_tutorial_server_gets_no_skip_for_requirements_whose_tests_failed(
     assert status["ABP-FRAME-11"] == BLOCKED, status
     assert SKIP not in status.values(), status
     assert set(status) <= {"ABP-FRAME-6", "ABP-FRAME-11"} | run.failed_requirements(), status
+
+
+def test_an_overlong_answer_is_reported_on_the_framing_rule() -> None:
+    with pytest.raises(LineOverflow) as overflow:
+        raise LineOverflow(b"OK: xxxx", 10_000)
+    info = pytest.ExceptionInfo[BaseException].from_exception(overflow.value)
+    text, requirement = failure_text(info, ["ABP-REQ-6"])
+    assert requirement == "ABP-FRAME-1"
+    assert "LineOverflow" not in text
+    assert "10000 bytes" in text
+    assert failure_text(info, ["ABP-COUNTER-2"])[1] == "ABP-COUNTER-4"
