@@ -26,7 +26,7 @@ from conformance.harness.wire import Transcript, WireError
 from conformance.judging.session import FRAMINGS, SERVICES, ServerSession, ServerTarget
 from conformance.judging.verdict import RequirementFailed, on_the_wire
 from conformance.reports.model import selects
-from protocol import requirements
+from protocol import DEFAULT_QUIET_PERIOD, requirements
 from protocol.address import parse_address
 
 MARKER = "requirement"
@@ -46,6 +46,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--abp-seed", type=int, default=0, metavar="N")
     group.addoption("--abp-fuzz-examples", type=int, default=50, metavar="N")
     group.addoption("--abp-idle-timeout", type=float, default=None, metavar="S")
+    group.addoption("--abp-quiet-period", type=float, default=DEFAULT_QUIET_PERIOD, metavar="S")
     group.addoption(
         "--abp-requirement",
         action="append",
@@ -94,6 +95,7 @@ def abp_target(pytestconfig: pytest.Config) -> ServerTarget:
         seed=pytestconfig.getoption("--abp-seed"),
         fuzz_examples=pytestconfig.getoption("--abp-fuzz-examples"),
         idle_timeout=pytestconfig.getoption("--abp-idle-timeout"),
+        quiet_period=pytestconfig.getoption("--abp-quiet-period"),
     )
 
 

@@ -49,10 +49,18 @@ from conformance.harness.crowd import Crowd
 from conformance.harness.lines import LineOverflow
 from conformance.harness.process import ServerProcess, ServerStartError
 from conformance.harness.raw import Inconclusive, RawConnection, Unterminated
-from conformance.harness.timing import HOLDUP, STALL, STALL_LEGACY, TIMEOUT, budget
+from conformance.harness.timing import (
+    HOLDUP,
+    STALL,
+    STALL_LEGACY,
+    TIMEOUT,
+    TRICKLE_MARGIN,
+    budget,
+)
 from conformance.harness.wire import Transcript, Wire, WireError
 from conformance.judging.verdict import fail, on_the_wire
 from protocol import (
+    DEFAULT_QUIET_PERIOD,
     MAX_REQUEST_LINE,
     Add,
     ClientConnection,
@@ -186,6 +194,8 @@ def same_meaning(expected: object, actual: object, stored: Collection[str] = ())
     command errors have no other form: they never match loosely."""
     if isinstance(expected, AnyOk):
         return isinstance(actual, Ok | LegacyReply)
+    if isinstance(expected, Refusal):
+        return actual in expected.errors
     if isinstance(expected, Ok):
         return isinstance(actual, Ok | LegacyReply) and actual.text == expected.text
     if isinstance(expected, Error) and expected.text.startswith(NO_ENTRY_FOR):
@@ -210,6 +220,7 @@ class ServerTarget:
     seed: int = 0
     fuzz_examples: int = 50
     idle_timeout: float | None = None  # the server's idle timeout, when known
+    quiet_period: float = DEFAULT_QUIET_PERIOD  # the server's (ABP-FRAME-6)
 
     @property
     def address(self) -> str:
@@ -225,6 +236,12 @@ class ServerTarget:
         """How long part of an answer may wait for its LF (a server known to
         answer with no LF is not given long)."""
         return budget(STALL_LEGACY if self.legacy else STALL, self.timeout)
+
+    @property
+    def trickle_margin(self) -> float:
+        """The longest pause between the pieces of one split request: half
+        the server's quiet period, which the server may take for its end."""
+        return min(TRICKLE_MARGIN, self.quiet_period / 2)
 
     @property
     def holdup_bound(self) -> float:
@@ -267,7 +284,7 @@ class ServerSession:
         host, port = address or (self.target.host, self.target.port)
         wire = self._wire(host, port)
         self._wires.append(wire)
-        conn = RawConnection(wire, stall=self.target.stall)
+        conn = RawConnection(wire, stall=self.target.stall, margin=self.target.trickle_margin)
         if not connect:
             return conn
         wire.timeout = connect_timeout if connect_timeout is not None else self.target.timeout

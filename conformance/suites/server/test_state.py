@@ -77,7 +77,9 @@ def test_malformed_lines_get_the_standard_error_and_keep_the_connection(
     ABP-CONN-3: "An error response MUST NOT close the connection". Lines from
     ``protocol.strategies.malformed_lines()``: unknown commands, no colon,
     empty names, NUL, invalid UTF-8. A wrong answer fails the requirement
-    that names the line's condition (ABP-REQ-9, ABP-FRAME-12, ...)."""
+    that names the line's condition (ABP-REQ-9, ABP-FRAME-12, ...); a line that
+    breaks several rules may get any error that applies (section 4:
+    ``refusal``: every error ``applicable_errors`` names)."""
 
     @given(line=malformed_lines())
     @example(line=b"fnd:\xf4\x86\x00\xb7\x82\n")  # NUL and invalid UTF-8: either error
