@@ -14,6 +14,7 @@
     abp.probe()        health probe after an abusive test (ABP-CONN-6)
     abp.attempts(fn)   retries a timing-sensitive attempt until one is conclusive
     abp.private_server()  a fresh instance from --server-cmd (restart/kill tests)
+    abp.needs_half_close()  skips the test over TLS, which has no half-close
 
 A request is a protocol message (``Find(name)``), sent in the framing the
 server handles, or a raw request line (bytes, no terminator) for requests the
@@ -45,6 +46,7 @@ from conformance.harness.lines import LineOverflow
 from conformance.harness.process import ServerProcess, ServerStartError
 from conformance.harness.raw import Inconclusive, RawConnection, Unterminated
 from conformance.harness.timing import HOLDUP, STALL, STALL_LEGACY, TIMEOUT, budget
+from conformance.harness.tls import TlsSettings
 from conformance.harness.wire import Transcript, Wire, WireClosed, WireError, WireTimeout
 from conformance.judging.verdict import fail
 from protocol import (
@@ -153,10 +155,11 @@ class ServerTarget:
     seed: int = 0
     fuzz_examples: int = 50
     idle_timeout: float | None = None  # the server's idle timeout, when known
+    tls: TlsSettings | None = None  # ABP over TLS (a ``tls://`` target)
 
     @property
     def address(self) -> str:
-        return format_address(self.host, self.port)
+        return ("tls://" if self.tls else "") + format_address(self.host, self.port)
 
     @property
     def legacy(self) -> bool:
@@ -228,12 +231,20 @@ class ServerSession:
             timeout=self.target.timeout,
             transcript=self.transcript,
             name=f"c{len(self._wires) + 1}",
+            tls=self.target.tls,
         )
 
     def crowd(self, prefix: str = "m", *, address: tuple[str, int] | None = None) -> Crowd:
         """Many connections driven together."""
         host, port = address or (self.target.host, self.target.port)
-        crowd = Crowd(host, port, self.transcript, prefix=prefix, legacy=self.target.legacy)
+        crowd = Crowd(
+            host,
+            port,
+            self.transcript,
+            prefix=prefix,
+            legacy=self.target.legacy,
+            tls=self.target.tls,
+        )
         self._crowds.append(crowd)
         return crowd
 
@@ -293,7 +304,7 @@ class ServerSession:
             conn.send(data)
             if not self.target.legacy:
                 return conn.read_line(timeout)
-            if own:
+            if own and self.target.tls is None:  # TLS has no half-close: the quiet period
                 conn.shutdown_write()
             return conn.read_legacy(timeout)
         finally:
@@ -414,6 +425,12 @@ class ServerSession:
                 "ABP-CONN-6",
                 f"health probe after the test failed: the server no longer answers ({exc})",
             )
+
+    def needs_half_close(self) -> None:
+        """Skip the test when the target is reached over TLS: a ``close_notify``
+        ends the whole session, so ABP-FRAME-5 does not apply there (spec section 9)."""
+        if self.target.tls is not None:
+            pytest.skip("TLS has no half-close (docs/spec.md section 9): ABP-FRAME-5 is plain TCP")
 
     def attempts(self, attempt: Callable[[], None], tries: int = 3) -> None:
         """Run a timing-sensitive ``attempt`` (split requests) until one is
