@@ -206,12 +206,14 @@ class ServerSession:
         address: tuple[str, int] | None = None,
         connect_timeout: float | None = None,
         connect: bool = True,
+        tls: TlsSettings | Literal["target"] | None = "target",
     ) -> RawConnection:
         """A new line-framed connection for raw bytes; a failed connect fails
         ``requirement``. ``connect=False`` leaves connecting to the test
-        (``conn.wire.connect()``), say from its own threads."""
+        (``conn.wire.connect()``), say from its own threads. ``tls``: the
+        target's TLS settings, or others (None: plain TCP, even to a TLS port)."""
         host, port = address or (self.target.host, self.target.port)
-        wire = self._wire(host, port)
+        wire = self._wire(host, port, self.target.tls if tls == "target" else tls)
         self._wires.append(wire)
         conn = RawConnection(wire, stall=self.target.stall)
         if not connect:
@@ -224,14 +226,14 @@ class ServerSession:
         wire.timeout = self.target.timeout
         return conn
 
-    def _wire(self, host: str, port: int) -> Wire:
+    def _wire(self, host: str, port: int, tls: TlsSettings | None) -> Wire:
         return Wire(
             host,
             port,
             timeout=self.target.timeout,
             transcript=self.transcript,
             name=f"c{len(self._wires) + 1}",
-            tls=self.target.tls,
+            tls=tls,
         )
 
     def crowd(self, prefix: str = "m", *, address: tuple[str, int] | None = None) -> Crowd:
