@@ -31,7 +31,7 @@ import pytest
 
 from conformance.harness import probe as framing
 from conformance.harness.process import ServerProcess, ServerStartError, reference_server_command
-from conformance.harness.timing import EMBEDDED_IDLE_TIMEOUT, TIMEOUT, budget
+from conformance.harness.timing import EMBEDDED_IDLE_TIMEOUT, TIMEOUT, UNSOLICITED, budget
 from conformance.harness.tls import (
     TlsSettings,
     TlsSetupError,
@@ -186,13 +186,30 @@ def _reachable(host: str, port: int, timeout: float, tls: TlsSettings | None = N
     with sock:
         if tls is None:
             return
+        where = f"tls://{_show((host, port))}"
         try:
-            tls.wrap(sock, host).close()
+            session = tls.wrap(sock, host)
         except OSError as exc:  # ssl.SSLError included
             raise UsageProblem(
-                f"no TLS session with tls://{_show((host, port))}: {describe(exc)}"
+                f"no TLS session with {where}: {describe(exc)}"
                 " (is it a TLS port? is --ca the CA that signed its certificate?)"
             ) from None
+        with session:  # TLS 1.3: a refused client certificate is known just after
+            session.settimeout(budget(UNSOLICITED, timeout))
+            try:
+                closed = session.recv(1) == b""
+            except TimeoutError:
+                return  # silence: as an ABP/1 server should be before a request
+            except OSError as exc:
+                why = describe(exc)
+            else:
+                if not closed:
+                    return  # bytes before any request: the suite's tests judge that
+                why = "the server closed the session at once"
+            raise UsageProblem(
+                f"{where} refused the suite after the handshake: {why}"
+                " (does it want a client certificate? --cert FILE --key FILE)"
+            )
 
 
 def tls_options(options: RunOptions, tls: bool) -> TlsSettings | None:
