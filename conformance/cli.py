@@ -111,6 +111,13 @@ def build_parser() -> ProgramParser:
     target.add_argument(
         "--idle-timeout", type=positive_float, metavar="S", help="the server's idle timeout"
     )
+    target.add_argument(
+        "--quiet-period",
+        type=positive_float,
+        metavar="S",
+        help="the server's quiet period (ABP-FRAME-6; default: the spec's 0.1): the pieces "
+        "of one split request are sent less than half of it apart",
+    )
     tls = run.add_argument_group("ABP over TLS (docs/spec.md section 9)")
     tls.add_argument(
         "--tls",
@@ -299,6 +306,7 @@ def run_command(args: argparse.Namespace, out: TextIO, argv: Sequence[str] = ())
         seed=args.seed,
         fuzz_examples=args.fuzz_examples,
         idle_timeout=args.idle_timeout,
+        quiet_period=args.quiet_period,
         strict=args.strict,
         verbose=args.verbose,
         client=args.client,

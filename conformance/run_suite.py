@@ -81,6 +81,7 @@ class RunOptions:
     seed: int = 0
     fuzz_examples: int | None = None
     idle_timeout: float | None = None
+    quiet_period: float | None = None  # the server's, when not the spec's default
     strict: bool = False
     verbose: bool = False
     client: str | None = None
@@ -378,6 +379,8 @@ def _server_args(
                 args += [flag, value]
         if server.tls.client_auth:
             args.append("--abp-tls-client-auth")
+    if options.quiet_period is not None:
+        args += ["--abp-quiet-period", f"{options.quiet_period:g}"]
     target.update(
         address=address,
         service=options.service,
