@@ -285,3 +285,31 @@ def test_a_server_accepting_tls_1_1_fails_abp_tls_2(
     assert done.returncode == 1, done.stdout[-4000:] + done.stderr
     assert "broken MUSTs (1): ABP-TLS-2" in done.stdout
     assert "the server negotiated TLSv1.1" in done.stdout
+
+
+def test_plain_pytest_over_tls(spawn_server: SpawnServer, tmp_path: Path) -> None:
+    """The plugin's ``--abp-server tls://`` and ``--abp-ca``: the TLS tests pass;
+    TLS options with a plain target are a usage error."""
+    server, tls = tls_server(spawn_server, tmp_path)
+    assert tls.ca is not None
+    pytest_args = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q"]
+    suite = ["--pyargs", "conformance.suites.server", "-k", "tls"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*pytest_args, *suite, *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    done = run("--abp-server", target(server), "--abp-ca", tls.ca)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr
+    assert "6 passed, 2 skipped" in done.stdout  # ABP-TLS-4 wants --abp-tls-client-auth
+    wrong = run("--abp-server", f"127.0.0.1:{server.port}", "--abp-ca", tls.ca)
+    assert wrong.returncode == pytest.ExitCode.USAGE_ERROR
+    assert "--abp-ca needs --abp-server tls://HOST:PORT" in wrong.stderr
