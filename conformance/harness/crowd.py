@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from conformance.harness import tls as tls_
 from conformance.harness.lines import LINE_CAP, split_lines
-from conformance.harness.timing import LEGACY_QUIET
+from conformance.harness.timing import LEGACY_QUIET, TLS_HANDSHAKE
 from conformance.harness.wire import Transcript
 
 
@@ -86,8 +86,9 @@ class Crowd:
 
     # -- connecting
     def open(self, count: int, timeout: float) -> list[Member]:
-        """Start ``count`` connects at once; wait (at most ``timeout``) for them.
-        Returns the members that connected."""
+        """Start ``count`` connects at once; wait (at most ``timeout``, and
+        ``TLS_HANDSHAKE`` more per connection over TLS) for them. Returns the
+        members that connected."""
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         start = len(self.members)
         for i in range(start, start + count):
@@ -102,7 +103,8 @@ class Crowd:
                 self._selector.register(sock, selectors.EVENT_WRITE, member)
             else:
                 member.error = errno.errorcode.get(code, str(code))
-        deadline = time.monotonic() + timeout
+        handshakes = 0.0 if self.tls is None else count * TLS_HANDSHAKE
+        deadline = time.monotonic() + timeout + handshakes
         while self._selector.get_map():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
