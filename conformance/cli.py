@@ -22,6 +22,7 @@ from conformance.harness.timing import TIMEOUT
 from protocol.program import (
     EXIT_USAGE,
     ProgramParser,
+    add_version,
     non_negative_int,
     positive_float,
     positive_int,
@@ -70,11 +71,7 @@ def build_parser() -> ProgramParser:
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    from conformance.reports.provenance import toolkit_version
-
-    parser.add_argument(
-        "--version", action="version", version=f"conformance (abp-toolkit) {toolkit_version()}"
-    )
+    add_version(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ProgramParser)
     commands.required = True
 

@@ -24,6 +24,7 @@ from protocol.program import (
     EXIT_OK,
     EXIT_USAGE,
     ProgramParser,
+    add_version,
     host_name,
     non_negative_float,
     port_number,
@@ -81,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_version(parser)
     parser.add_argument(
         "--host",
         type=host_name,
