@@ -124,7 +124,7 @@ def tls_settings(config: pytest.Config) -> TlsSettings | None:
     try:
         settings.check()
     except TlsSetupError as exc:
-        raise pytest.UsageError(str(exc)) from None
+        raise pytest.UsageError(exc.render("--abp-")) from None
     return settings
 
 

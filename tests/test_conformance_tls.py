@@ -158,7 +158,8 @@ def test_a_plaintext_server_given_as_tls_is_one_line_exit_2(
         (["--server", "127.0.0.1:{port}", "--ca", "ca.pem"], "--ca needs a TLS target"),
         (["--tls", "--ca", "ca.pem"], "throw-away certificates"),
         (["--server", "tls://127.0.0.1:{port}", "--ca", "missing.pem"], "missing.pem"),
-        (["--server", "tls://127.0.0.1:{port}", "--tls-client-auth"], "--cert"),
+        (["--server", "tls://127.0.0.1:{port}", "--tls-client-auth"], "client certificate"),
+        (["--server", "tls://127.0.0.1:{port}", "--key", "k.pem"], "--key k.pem"),
         (["--client", "x {port}", "--tls"], "no server options"),
     ],
 )

@@ -25,7 +25,18 @@ SCHEME = "tls://"
 
 
 class TlsSetupError(ValueError):
-    """A CA, certificate or key file that cannot be used (one line)."""
+    """A CA, certificate or key file that cannot be used (one line). ``option``
+    names the option at fault without its prefix (``ca``, ``cert``...), so
+    that each front end names it its own way (``render``)."""
+
+    def __init__(self, option: str, message: str) -> None:
+        super().__init__(f"--{option} {message}")
+        self.option = option
+        self.message = message
+
+    def render(self, prefix: str = "--") -> str:
+        """The message with the option as the user spelt it (``--abp-`` in pytest)."""
+        return f"{prefix}{self.option} {self.message}"
 
 
 def split_target(text: str) -> tuple[str, bool]:
@@ -64,11 +75,12 @@ class TlsSettings:
     def check(self) -> None:
         """Load every file now, so that a bad one is a usage error before the run."""
         if self.key is not None and self.cert is None:
-            raise TlsSetupError("a key needs its certificate (--cert)")
+            raise TlsSetupError("key", f"{self.key}: a key needs its certificate (the cert option)")
         if self.client_auth and self.cert is None:
             raise TlsSetupError(
-                "--tls-client-auth: the suite needs a certificate the server accepts"
-                " (--cert FILE --key FILE) for every other test"
+                "tls-client-auth",
+                "needs a client certificate the server accepts (the cert and key options),"
+                " for every other test",
             )
         self.context()
 
@@ -87,13 +99,13 @@ def _context(settings: TlsSettings) -> ssl.SSLContext:
     try:
         context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=settings.ca)
     except (OSError, ssl.SSLError) as exc:
-        raise TlsSetupError(f"--ca {settings.ca}: {_file_problem(exc)}") from None
+        raise TlsSetupError("ca", f"{settings.ca}: {_file_problem(exc)}") from None
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     if settings.cert is not None:
         try:
             context.load_cert_chain(settings.cert, settings.key)
         except (OSError, ssl.SSLError) as exc:
-            raise TlsSetupError(f"--cert {settings.cert}: {_file_problem(exc)}") from None
+            raise TlsSetupError("cert", f"{settings.cert}: {_file_problem(exc)}") from None
     return context
 
 
@@ -126,7 +138,7 @@ def throwaway_pki(
     try:
         import trustme
     except ImportError:
-        raise TlsSetupError(f"--tls needs {PKI_NEEDS}") from None
+        raise TlsSetupError("tls", f"needs {PKI_NEEDS}") from None
     from pathlib import Path
 
     where = Path(directory)
