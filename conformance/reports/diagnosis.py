@@ -1,0 +1,582 @@
+"""The diagnosis of a run: the few root causes that explain most failures.
+
+Pure functions over a ``RunResult``: nothing here talks to a server. A cause
+is named only when the run shows it, never from a list of known quirks:
+
+- **answers without LF**: failures whose actual answer lacks the LF the
+  expected one ends with (and the framing probe's verdict, when it found the
+  answers unterminated);
+- **answers that are not ABP/1 answers**: failures whose actual answer does
+  not decode as an ABP/1 (or counter) answer at all;
+- **a wrong standard text**: failures that got ``ERROR: X`` where the spec
+  wants ``ERROR: Y``, the same X for several;
+- **closes the connection on a kind of request**: from every transcript of
+  the run, the request lines the server answered and the ones it closed the
+  connection on, unanswered; a trait of the request line (no ``:``, more than
+  one ``:``, not UTF-8, several requests in one write...) is named when it is
+  shared by the requests of two or more such failures and by no request the
+  server answered;
+- **serves one connection at a time**: transcripts where a connection waited
+  in vain (or could not connect) while an earlier one stayed open, and none
+  where the server answered two connections in turn.
+
+Each cause carries the tests and requirement IDs it explains and one short
+transcript excerpt. A failure may be explained by more than one cause. The
+console, JSON and Markdown reports show the same ``Diagnosis``.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from conformance.reports.model import FAIL, WARN, RunResult, TestRecord
+from conformance.reports.text import printable
+from protocol import ABPError, MAX_REQUEST_LINE
+from protocol.codec import decode_counter_reply, decode_response, line_content
+from protocol.escape import EscapeError, escape, unescape
+from protocol.requirements import catalogue
+
+#: causes shown (the rest are counted)
+SHOWN = 5
+#: transcript lines in a cause's example
+EXCERPT = 4
+#: characters of one excerpt line
+WIDTH = 100
+
+#: the harness's own transcript notes (``conformance.harness.wire``/``crowd``)
+_SERVER_ENDED = ("end of stream from server", "receive failed", "send failed")
+_CONNECTED = "connected to "
+_US_ENDED = ("closed", "reset (RST)")
+_CONNECT_FAILED = re.compile(r"^connect(?: to \S+)? failed")
+_TRUNCATED = re.compile(r"(\d+) bytes, first \d+ shown")
+#: a failure summary reporting that only some of many connections got through
+_SHORTFALL = re.compile(r"\b\d+ of \d+ .*\b(?:connections?|writers?|clients?)\b")
+
+
+@dataclass(frozen=True)
+class Cause:
+    """One root cause and the failures it explains."""
+
+    title: str  # what the server does, e.g. "answers end without LF"
+    evidence: str  # how the run shows it
+    tests: tuple[str, ...]  # node ids of the failures it explains
+    requirements: tuple[str, ...]  # the requirements those failures broke, in spec order
+    example: str = ""  # the node id of a representative failure
+    excerpt: tuple[str, ...] = ()  # a few lines of its transcript
+
+    def headline(self) -> str:
+        n, r = len(self.tests), len(self.requirements)
+        return (
+            f"{self.title}: explains {n} failure{'s' * (n != 1)} "
+            f"in {r} requirement{'s' * (r != 1)}"
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "title": self.title,
+            "evidence": self.evidence,
+            "tests": list(self.tests),
+            "requirements": list(self.requirements),
+            "example": self.example,
+            "excerpt": list(self.excerpt),
+        }
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    failures: int  # failing (or warning) tests diagnosed
+    causes: tuple[Cause, ...]  # most explanatory first
+    unexplained: tuple[str, ...]  # node ids no cause explains
+
+    @property
+    def explained(self) -> int:
+        return self.failures - len(self.unexplained)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "failures": self.failures,
+            "explained": self.explained,
+            "causes": [cause.as_json() for cause in self.causes],
+            "unexplained": list(self.unexplained),
+        }
+
+
+# -- what a failure and its transcript say
+def expected_actual(message: str) -> tuple[bytes | str | None, bytes | str | None]:
+    """The expected and actual values of a ``RequirementFailed`` message:
+    bytes when shown as escaped bytes ("..."), text for a description."""
+    found: dict[str, bytes | str | None] = {"expected": None, "actual": None}
+    for line in message.splitlines():
+        key, sep, value = line.strip().partition(":")
+        if not sep or key not in found:
+            continue
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            try:
+                found[key] = unescape(value[1:-1])
+            except EscapeError:
+                pass
+        elif len(value) >= 2 and value[0] == value[-1] == "'":
+            try:
+                parsed = ast.literal_eval(value)
+            except (ValueError, SyntaxError):
+                continue
+            found[key] = parsed if isinstance(parsed, str) else None
+    return found["expected"], found["actual"]
+
+
+@dataclass
+class _Conn:
+    """One connection of a transcript, as the client saw it."""
+
+    name: str
+    opened: float | None = None
+    ended: float | None = None  # closed by either side
+    by_server: bool = False  # the server closed or reset it
+    connect_failed: bool = False
+    events: list[tuple[str, float, bytes, bool]] = field(default_factory=list)  # dir, t, data, cut
+
+    @property
+    def received(self) -> list[tuple[float, bytes]]:
+        return [(at, data) for kind, at, data, _ in self.events if kind == "<<"]
+
+    @property
+    def first_send(self) -> float | None:
+        return next((at for kind, at, _, _ in self.events if kind == ">>"), None)
+
+
+def _data(item: dict[str, Any]) -> bytes:
+    try:
+        return unescape(str(item.get("data", "")))
+    except EscapeError:
+        return b""
+
+
+def connections(record: TestRecord) -> dict[str, _Conn]:
+    """The connections of a test's transcript (meta notes left out); a name
+    used again after its connection ended names a new one (``c1#2``)."""
+    conns: dict[str, _Conn] = {}
+    current: dict[str, _Conn] = {}
+    for item in record.transcript_records:
+        name, direction = str(item.get("conn", "")), str(item.get("dir", ""))
+        if name in ("", "--"):
+            continue
+        at = float(item.get("t", 0.0))
+        note = str(item.get("note", ""))
+        conn = current.get(name)
+        fresh = note.startswith(_CONNECTED) or _CONNECT_FAILED.match(note) is not None
+        if conn is None or (fresh and (conn.events or conn.ended is not None)):
+            key = name if name not in conns else f"{name}#{sum(k.split('#')[0] == name for k in conns) + 1}"
+            conn = current[name] = conns[key] = _Conn(key)
+        if direction in (">>", "<<"):
+            cut = _TRUNCATED.search(note) is not None
+            conn.events.append((direction, at, _data(item), cut))
+        elif note.startswith(_CONNECTED):
+            conn.opened = at
+        elif _CONNECT_FAILED.match(note):
+            conn.connect_failed, conn.ended = True, at
+        elif note.startswith(_SERVER_ENDED) and conn.ended is None:
+            conn.ended, conn.by_server = at, True
+        elif note.startswith(_US_ENDED) and conn.ended is None:
+            conn.ended = at
+    return conns
+
+
+@dataclass(frozen=True)
+class _Request:
+    """One request sent, as the server must have seen it."""
+
+    data: bytes  # without its terminator
+    several: bool  # its write held more than one request
+    partial: bool  # the transcript shows only its start
+    answered: bool = False  # an answer came before the next request was sent (legacy)
+
+
+def requests(conn: _Conn, legacy: bool) -> list[_Request]:
+    """The requests sent on a connection: its lines (in legacy framing, what
+    was sent between two answers, LF or not, as a server that reads one
+    request per ``recv`` sees it); bytes left unterminated end a request when
+    an answer follows them."""
+    out: list[_Request] = []
+    pending, cut_short, several = b"", False, False
+    for kind, _, data, cut in conn.events:
+        if kind == "<<":
+            if pending:
+                out.append(_Request(line_content(pending + b"\n"), several, cut_short, legacy))
+                pending, cut_short, several = b"", False, False
+            continue
+        if legacy:
+            pending += data
+            several = several or pending.rstrip(b"\n").count(b"\n") > 0
+            cut_short = cut_short or cut
+            continue
+        pieces = (pending + data).split(b"\n")
+        pending = pieces.pop()
+        several = len(pieces) + bool(pending) > 1
+        out += [_Request(line_content(p + b"\n"), several, False) for p in pieces]
+        if cut and pending:
+            out.append(_Request(pending, several, True))
+            pending = b""
+    if pending:
+        out.append(_Request(line_content(pending + b"\n"), several, cut_short))
+    return out
+
+
+def _answers(conn: _Conn, legacy: bool, sent: list[_Request]) -> int:
+    """How many of the requests sent were answered: as many as answer lines
+    came back (in legacy framing, those an answer followed)."""
+    if legacy:
+        return sum(1 for r in sent if r.answered)
+    return b"".join(data for _, data in conn.received).count(b"\n")
+
+
+def _sides(record: TestRecord, legacy: bool) -> tuple[list[_Request], list[_Request]]:
+    """(requests answered, the request each connection closed by the server
+    left unanswered first)."""
+    answered: list[_Request] = []
+    closed_on: list[_Request] = []
+    for conn in connections(record).values():
+        sent = requests(conn, legacy)
+        n = _answers(conn, legacy, sent)
+        answered += sent[:n]
+        if conn.by_server and len(sent) > n:
+            closed_on.append(sent[n])
+    return answered, closed_on
+
+
+# -- traits of a request line the server closed on
+def _utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+#: (what the requests have in common, does this line have it, valid on a partial line)
+TRAITS: tuple[tuple[str, Callable[[_Request], bool], bool], ...] = (
+    ("with no `:` or more than one", lambda x: x.data.count(b":") != 1, False),
+    ("with no `:`", lambda x: b":" not in x.data, False),
+    ("with more than one `:`", lambda x: x.data.count(b":") > 1, True),
+    ("that is not UTF-8", lambda x: not _utf8(x.data), True),
+    ("holding a control byte (NUL, CR...)", lambda x: any(b < 0x20 for b in x.data), True),
+    (f"longer than {MAX_REQUEST_LINE} bytes", lambda x: len(x.data) > MAX_REQUEST_LINE, True),
+    ("sent with other requests in one write", lambda x: x.several, True),
+)
+
+
+# -- excerpts
+def _show_item(item: dict[str, Any]) -> str:
+    conn, direction = str(item.get("conn", "")), str(item.get("dir", ""))
+    if direction == "--":
+        text = f"{conn} -- {item.get('note', '')}"
+    else:
+        text = f'{conn} {direction} "{item.get("data", "")}"'
+    text = printable(text)
+    return text if len(text) <= WIDTH else text[: WIDTH - 3] + "..."
+
+
+def excerpt(record: TestRecord, pick: Callable[[dict[str, Any]], bool] | None = None) -> tuple[str, ...]:
+    """The last lines of a test's transcript on its connections (or those ``pick`` keeps)."""
+    items = [
+        item
+        for item in record.transcript_records
+        if str(item.get("conn", "--")) != "--" and (pick is None or pick(item))
+    ]
+    shown = [_show_item(item) for item in items if not str(item.get("note", "")).startswith(_CONNECTED)]
+    return tuple(shown[-EXCERPT:])
+
+
+def _representative(records: Sequence[TestRecord]) -> TestRecord:
+    """The failure with the shortest transcript (one that has one, if any)."""
+    return min(records, key=lambda r: (not r.transcript_records, len(r.transcript_records), r.nodeid))
+
+
+def _cause(
+    title: str,
+    evidence: str,
+    records: Sequence[TestRecord],
+    pick: Callable[[TestRecord], tuple[str, ...]] | None = None,
+) -> Cause:
+    order = {rid: n for n, rid in enumerate(catalogue())}
+    broken = {r.failed_requirement for r in records if r.failed_requirement} | {
+        rid for r in records if not r.failed_requirement for rid in r.requirements
+    }
+    example = _representative(records)
+    return Cause(
+        title,
+        evidence,
+        tuple(sorted({r.nodeid for r in records})),
+        tuple(sorted(broken, key=lambda rid: (order.get(rid, len(order)), rid))),
+        example.nodeid,
+        pick(example) if pick else excerpt(example),
+    )
+
+
+def _answer_excerpt(record: TestRecord) -> tuple[str, ...]:
+    expected, actual = expected_actual(record.message)
+    lines = list(excerpt(record, lambda item: item.get("dir") in (">>", "<<")))[-2:]
+    if isinstance(expected, bytes):
+        lines.append(printable(f'expected "{escape(expected)}"')[:WIDTH])
+    return tuple(lines)
+
+
+# -- the causes
+def _lacks_lf(record: TestRecord) -> bool:
+    expected, actual = expected_actual(record.message)
+    if not isinstance(actual, bytes) or not actual or actual.endswith(b"\n"):
+        return False
+    if isinstance(expected, bytes):
+        return expected.endswith(b"\n")
+    return isinstance(expected, str) and "LF" in expected
+
+
+def _no_lf(result: RunResult, failures: Sequence[TestRecord]) -> Cause | None:
+    hits = [r for r in failures if _lacks_lf(r)]
+    probe = str(result.target.get("framing_reason", "")) if result.target.get("framing") == "legacy" else ""
+    if len(hits) < (1 if probe else 2):
+        return None
+    evidence = f"{len(hits)} failures got an answer with no LF where one was due"
+    if probe:
+        evidence += f"; the framing probe: {probe}"
+    return _cause("answers end without LF", evidence, hits, _answer_excerpt)
+
+
+def _not_abp(actual: bytes) -> bool:
+    body = line_content(actual if actual.endswith(b"\n") else actual + b"\n")
+    for decode in (decode_response, decode_counter_reply):
+        try:
+            decode(body)
+        except ABPError:
+            continue
+        return False
+    return True
+
+
+def _free_text(result: RunResult, failures: Sequence[TestRecord]) -> Cause | None:
+    hits = []
+    for record in failures:
+        expected, actual = expected_actual(record.message)
+        if isinstance(actual, bytes) and actual and expected is not None and _not_abp(actual):
+            hits.append(record)
+    if len(hits) < 2:
+        return None
+    evidence = f"{len(hits)} failures got an answer that is neither OK nor ERROR (free text)"
+    return _cause("answers are not ABP/1 answers", evidence, hits, _answer_excerpt)
+
+
+_ERROR = re.compile(rb"^ERROR: (.*)$")
+
+
+def _error_text(data: bytes) -> bytes | None:
+    match = _ERROR.match(line_content(data if data.endswith(b"\n") else data + b"\n"))
+    return match.group(1) if match else None
+
+
+def _wrong_texts(result: RunResult, failures: Sequence[TestRecord]) -> list[Cause]:
+    """``ERROR: X`` where the spec wants ``ERROR: Y``, the same X for two or more failures."""
+    groups: dict[tuple[bytes, bytes], list[TestRecord]] = {}
+    for record in failures:
+        expected, actual = expected_actual(record.message)
+        if not isinstance(expected, bytes) or not isinstance(actual, bytes):
+            continue
+        want, got = _error_text(expected), _error_text(actual)
+        if want is None or got is None or want == got:
+            continue
+        if got.startswith(want) or want.startswith(got):  # a name echoed differently
+            continue
+        groups.setdefault((want, got), []).append(record)
+    causes = []
+    for (want, got), hits in groups.items():
+        if len(hits) >= 2:
+            title = f'answers "ERROR: {escape(got)}" where the spec wants "ERROR: {escape(want)}"'
+            causes.append(_cause(title, f"{len(hits)} failures", hits, _answer_excerpt))
+    return causes
+
+
+def _closes(result: RunResult, failures: Sequence[TestRecord]) -> list[Cause]:
+    legacy = result.target.get("framing") == "legacy"
+    answered: list[_Request] = []
+    for record in result.records:
+        answered += _sides(record, legacy)[0]
+    closed = {r.nodeid: _sides(r, legacy)[1] for r in failures}
+    closed = {nodeid: lines for nodeid, lines in closed.items() if lines}
+    by_id = {r.nodeid: r for r in failures}
+    causes: list[Cause] = []
+    left = dict(closed)
+    while left:
+        best: tuple[int, str, list[str]] | None = None
+        for n, (trait, has, on_partial) in enumerate(TRAITS):
+            if any(has(x) for x in answered if on_partial or not x.partial):
+                continue  # the server answered such a request: not the cause
+            ids = [
+                nodeid
+                for nodeid, lines in left.items()
+                if any(has(x) for x in lines if on_partial or not x.partial)
+            ]
+            if len(ids) >= 2 and (best is None or len(ids) > best[0]):
+                best = (len(ids), trait, ids)
+        if best is None:
+            break
+        _, trait, ids = best
+        hits = [by_id[i] for i in ids]
+        title = f"closes the connection without answering a request {trait}"
+        evidence = (
+            f"{len(ids)} failures where the server closed the connection on such a"
+            f" request, and no such request among the {len(answered)} it answered"
+        )
+        causes.append(_cause(title, evidence, hits))
+        for i in ids:
+            left.pop(i)
+    if len(left) >= 2:
+        hits = [by_id[i] for i in left]
+        causes.append(
+            _cause(
+                "closes the connection without answering",
+                f"{len(hits)} failures where the server closed the connection on a request"
+                " (no trait common to those requests and absent from those answered)",
+                hits,
+            )
+        )
+    return causes
+
+
+def _held_up(record: TestRecord, legacy: bool) -> bool:
+    """A connection waited in vain (or could not connect) while an earlier one was open."""
+    conns = list(connections(record).values())
+    for x in conns:
+        waited = x.connect_failed or (
+            x.first_send is not None
+            and _answers(x, legacy, sent := requests(x, legacy)) < len(sent)
+            and not x.by_server
+        )
+        if not waited:
+            continue
+        start = x.opened if x.opened is not None else x.ended
+        if start is None:
+            continue
+        for y in conns:
+            if y is x or y.opened is None or y.opened > start:
+                continue
+            if y.ended is None or (x.ended is not None and y.ended >= x.ended):
+                return True
+    return False
+
+
+def _served_in_turn(record: TestRecord) -> bool:
+    """Answers on two connections interleaved (Y, X, Y): the server served both at once."""
+    answers = sorted(
+        (at, conn.name) for conn in connections(record).values() for at, _ in conn.received
+    )
+    order = [name for _, name in answers]
+    compact = [name for n, name in enumerate(order) if n == 0 or order[n - 1] != name]
+    seen: set[str] = set()
+    for name in compact:
+        if name in seen:
+            return True
+        seen.add(name)
+    return False
+
+
+def _one_at_a_time(result: RunResult, failures: Sequence[TestRecord]) -> Cause | None:
+    legacy = result.target.get("framing") == "legacy"
+    held = [r for r in failures if _held_up(r, legacy)]
+    if not held or any(_served_in_turn(r) for r in result.records):
+        return None
+    shortfall = [
+        r
+        for r in failures
+        if r not in held and _SHORTFALL.search(r.message.splitlines()[0] if r.message else "")
+    ]
+    evidence = (
+        f"{len(held)} failures where a connection got no answer (or could not connect) while an"
+        " earlier one stayed open, and no test saw two connections served in turn"
+    )
+    if shortfall:
+        evidence += f"; {len(shortfall)} more saw only some of many connections served"
+    return _cause("serves one connection at a time", evidence, held + shortfall)
+
+
+#: every cause finder, over the run and its failures
+FINDERS: tuple[Callable[[RunResult, Sequence[TestRecord]], Cause | None | list[Cause]], ...] = (
+    _no_lf,
+    _free_text,
+    _wrong_texts,
+    _closes,
+    _one_at_a_time,
+)
+
+
+def diagnose(result: RunResult) -> Diagnosis:
+    """The causes behind the run's failures and warnings, most explanatory first."""
+    failures = [r for r in result.records if r.outcome in (FAIL, WARN)]
+    causes: list[Cause] = []
+    if failures:
+        for finder in FINDERS:
+            found = finder(result, failures)
+            causes += found if isinstance(found, list) else [found] if found else []
+    causes.sort(key=lambda c: (-len(c.tests), c.title))
+    explained = {nodeid for cause in causes for nodeid in cause.tests}
+    unexplained = tuple(sorted(r.nodeid for r in failures if r.nodeid not in explained))
+    return Diagnosis(len(failures), tuple(causes), unexplained)
+
+
+# -- rendering
+def _ids(ids: Iterable[str]) -> str:
+    return " ".join(ids)
+
+
+def console_lines(diagnosis: Diagnosis, *, shown: int = SHOWN, excerpts: bool = True) -> list[str]:
+    """The diagnosis for the console's summary (no lines when nothing failed)."""
+    if not diagnosis.failures:
+        return []
+    if not diagnosis.causes:
+        return ["", f"diagnosis: no common cause found for the {diagnosis.failures} failures"]
+    out = [
+        "",
+        f"diagnosis: {len(diagnosis.causes)} likely cause(s) explain {diagnosis.explained}"
+        f" of {diagnosis.failures} failures",
+    ]
+    for n, cause in enumerate(diagnosis.causes[:shown], 1):
+        out.append(f"  {n}. {cause.headline()}")
+        out.append(f"     {_ids(cause.requirements)}")
+        out.append(f"     why: {printable(cause.evidence)}")
+        if excerpts and cause.example:
+            out.append(f"     e.g. {cause.example}")
+            out += [f"       {line}" for line in cause.excerpt]
+    rest = diagnosis.causes[shown:]
+    if rest:
+        out.append(f"  ... {len(rest)} more cause(s) in the JSON report")
+    if diagnosis.unexplained:
+        out.append(f"  not explained: {len(diagnosis.unexplained)} failure(s)")
+    return out
+
+
+def markdown_lines(diagnosis: Diagnosis, cell: Callable[[object], str]) -> list[str]:
+    """A short Markdown list of the causes (``cell`` escapes one line of text)."""
+    if not diagnosis.causes:
+        return []
+    out = [
+        f"**Likely causes** ({diagnosis.explained} of {diagnosis.failures} failures explained):",
+        "",
+    ]
+    for cause in diagnosis.causes[:SHOWN]:
+        out.append(f"- {cell(cause.headline())} ({cell(_ids(cause.requirements))})")
+    if len(diagnosis.causes) > SHOWN:
+        out.append(f"- ... {len(diagnosis.causes) - SHOWN} more in the JSON report")
+    return [*out, ""]
+
+
+__all__ = [
+    "Cause",
+    "Diagnosis",
+    "connections",
+    "console_lines",
+    "diagnose",
+    "expected_actual",
+    "markdown_lines",
+]
