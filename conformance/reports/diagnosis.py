@@ -28,6 +28,7 @@ console, JSON and Markdown reports show the same ``Diagnosis``.
 from __future__ import annotations
 
 import ast
+import contextlib
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from typing import Any
 
 from conformance.reports.model import FAIL, WARN, RunResult, TestRecord
 from conformance.reports.text import printable
-from protocol import ABPError, MAX_REQUEST_LINE
+from protocol import MAX_REQUEST_LINE, ABPError
 from protocol.codec import decode_counter_reply, decode_response, line_content
 from protocol.escape import EscapeError, escape, unescape
 from protocol.requirements import catalogue
@@ -44,6 +45,8 @@ from protocol.requirements import catalogue
 SHOWN = 5
 #: transcript lines in a cause's example
 EXCERPT = 4
+#: seconds without an answer that count as waiting in vain (the suite's waits are longer)
+WAITED = 1.0
 #: characters of one excerpt line
 WIDTH = 100
 
@@ -51,6 +54,7 @@ WIDTH = 100
 _SERVER_ENDED = ("end of stream from server", "receive failed", "send failed")
 _CONNECTED = "connected to "
 _US_ENDED = ("closed", "reset (RST)")
+_HALF_CLOSED = "half-closed"
 _CONNECT_FAILED = re.compile(r"^connect(?: to \S+)? failed")
 _TRUNCATED = re.compile(r"(\d+) bytes, first \d+ shown")
 #: a failure summary reporting that only some of many connections got through
@@ -71,8 +75,7 @@ class Cause:
     def headline(self) -> str:
         n, r = len(self.tests), len(self.requirements)
         return (
-            f"{self.title}: explains {n} failure{'s' * (n != 1)} "
-            f"in {r} requirement{'s' * (r != 1)}"
+            f"{self.title}: explains {n} failure{'s' * (n != 1)} in {r} requirement{'s' * (r != 1)}"
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -116,10 +119,8 @@ def expected_actual(message: str) -> tuple[bytes | str | None, bytes | str | Non
             continue
         value = value.strip()
         if len(value) >= 2 and value[0] == value[-1] == '"':
-            try:
+            with contextlib.suppress(EscapeError):
                 found[key] = unescape(value[1:-1])
-            except EscapeError:
-                pass
         elif len(value) >= 2 and value[0] == value[-1] == "'":
             try:
                 parsed = ast.literal_eval(value)
@@ -138,7 +139,9 @@ class _Conn:
     ended: float | None = None  # closed by either side
     by_server: bool = False  # the server closed or reset it
     connect_failed: bool = False
-    events: list[tuple[str, float, bytes, bool]] = field(default_factory=list)  # dir, t, data, cut
+    half_closed: bool = False  # the client sent its FIN
+    #: (">>" or "<<", time, the bytes shown, how many more bytes were not shown)
+    events: list[tuple[str, float, bytes, int]] = field(default_factory=list)
 
     @property
     def received(self) -> list[tuple[float, bytes]]:
@@ -170,13 +173,20 @@ def connections(record: TestRecord) -> dict[str, _Conn]:
         conn = current.get(name)
         fresh = note.startswith(_CONNECTED) or _CONNECT_FAILED.match(note) is not None
         if conn is None or (fresh and (conn.events or conn.ended is not None)):
-            key = name if name not in conns else f"{name}#{sum(k.split('#')[0] == name for k in conns) + 1}"
+            key = (
+                name
+                if name not in conns
+                else f"{name}#{sum(k.split('#')[0] == name for k in conns) + 1}"
+            )
             conn = current[name] = conns[key] = _Conn(key)
         if direction in (">>", "<<"):
-            cut = _TRUNCATED.search(note) is not None
-            conn.events.append((direction, at, _data(item), cut))
+            data = _data(item)
+            whole = _TRUNCATED.search(note)
+            conn.events.append((direction, at, data, int(whole[1]) - len(data) if whole else 0))
         elif note.startswith(_CONNECTED):
             conn.opened = at
+        elif note.startswith(_HALF_CLOSED):
+            conn.half_closed = True
         elif _CONNECT_FAILED.match(note):
             conn.connect_failed, conn.ended = True, at
         elif note.startswith(_SERVER_ENDED) and conn.ended is None:
@@ -194,6 +204,11 @@ class _Request:
     several: bool  # its write held more than one request
     partial: bool  # the transcript shows only its start
     answered: bool = False  # an answer came before the next request was sent (legacy)
+    size: int = -1  # its length in bytes, when the transcript shows only its start
+
+    @property
+    def length(self) -> int:
+        return self.size if self.size >= 0 else len(self.data)
 
 
 def requests(conn: _Conn, legacy: bool) -> list[_Request]:
@@ -202,27 +217,31 @@ def requests(conn: _Conn, legacy: bool) -> list[_Request]:
     request per ``recv`` sees it); bytes left unterminated end a request when
     an answer follows them."""
     out: list[_Request] = []
-    pending, cut_short, several = b"", False, False
+    pending, cut_short, several, missing = b"", False, False, 0
     for kind, _, data, cut in conn.events:
         if kind == "<<":
             if pending:
-                out.append(_Request(line_content(pending + b"\n"), several, cut_short, legacy))
-                pending, cut_short, several = b"", False, False
+                size = len(pending) + missing if cut_short else -1
+                content = line_content(pending + b"\n")
+                out.append(_Request(content, several, cut_short, legacy, size))
+                pending, cut_short, several, missing = b"", False, False, 0
             continue
         if legacy:
             pending += data
             several = several or pending.rstrip(b"\n").count(b"\n") > 0
-            cut_short = cut_short or cut
+            cut_short = cut_short or cut > 0
+            missing += cut
             continue
         pieces = (pending + data).split(b"\n")
         pending = pieces.pop()
         several = len(pieces) + bool(pending) > 1
         out += [_Request(line_content(p + b"\n"), several, False) for p in pieces]
         if cut and pending:
-            out.append(_Request(pending, several, True))
+            out.append(_Request(pending, several, True, size=len(pending) + cut))
             pending = b""
     if pending:
-        out.append(_Request(line_content(pending + b"\n"), several, cut_short))
+        size = len(pending) + missing if cut_short else -1
+        out.append(_Request(line_content(pending + b"\n"), several, cut_short, size=size))
     return out
 
 
@@ -235,8 +254,9 @@ def _answers(conn: _Conn, legacy: bool, sent: list[_Request]) -> int:
 
 
 def _sides(record: TestRecord, legacy: bool) -> tuple[list[_Request], list[_Request]]:
-    """(requests answered, the request each connection closed by the server
-    left unanswered first)."""
+    """(requests answered, the request each connection the server closed was
+    closed on: the first one left unanswered, or, when the client had not
+    half-closed, the last one answered)."""
     answered: list[_Request] = []
     closed_on: list[_Request] = []
     for conn in connections(record).values():
@@ -245,6 +265,8 @@ def _sides(record: TestRecord, legacy: bool) -> tuple[list[_Request], list[_Requ
         answered += sent[:n]
         if conn.by_server and len(sent) > n:
             closed_on.append(sent[n])
+        elif conn.by_server and sent and not conn.half_closed:
+            closed_on.append(answered.pop())
     return answered, closed_on
 
 
@@ -258,14 +280,21 @@ def _utf8(data: bytes) -> bool:
 
 
 #: (what the requests have in common, does this line have it, valid on a partial line)
-TRAITS: tuple[tuple[str, Callable[[_Request], bool], bool], ...] = (
-    ("with no `:` or more than one", lambda x: x.data.count(b":") != 1, False),
-    ("with no `:`", lambda x: b":" not in x.data, False),
-    ("with more than one `:`", lambda x: x.data.count(b":") > 1, True),
-    ("that is not UTF-8", lambda x: not _utf8(x.data), True),
-    ("holding a control byte (NUL, CR...)", lambda x: any(b < 0x20 for b in x.data), True),
-    (f"longer than {MAX_REQUEST_LINE} bytes", lambda x: len(x.data) > MAX_REQUEST_LINE, True),
-    ("sent with other requests in one write", lambda x: x.several, True),
+def _colons(x: _Request) -> int:
+    count = x.data.count(b":")
+    return count if count > 1 or not x.partial else -1  # -1: not known
+
+
+#: (what the requests have in common, does this request have it); a request
+#: the transcript shows only the start of has a trait only when its start shows it
+TRAITS: tuple[tuple[str, Callable[[_Request], bool]], ...] = (
+    ("that does not hold exactly one `:`", lambda x: _colons(x) == 0 or _colons(x) > 1),
+    ("with no `:`", lambda x: _colons(x) == 0),
+    ("with more than one `:`", lambda x: _colons(x) > 1),
+    ("that is not UTF-8", lambda x: not _utf8(x.data.rstrip(b"\x80\xbf") if x.partial else x.data)),
+    ("holding a control byte (NUL, CR...)", lambda x: any(b < 0x20 for b in x.data)),
+    (f"longer than {MAX_REQUEST_LINE} bytes", lambda x: x.length > MAX_REQUEST_LINE),
+    ("sent with other requests in one write", lambda x: x.several),
 )
 
 
@@ -280,20 +309,26 @@ def _show_item(item: dict[str, Any]) -> str:
     return text if len(text) <= WIDTH else text[: WIDTH - 3] + "..."
 
 
-def excerpt(record: TestRecord, pick: Callable[[dict[str, Any]], bool] | None = None) -> tuple[str, ...]:
+def excerpt(
+    record: TestRecord, pick: Callable[[dict[str, Any]], bool] | None = None
+) -> tuple[str, ...]:
     """The last lines of a test's transcript on its connections (or those ``pick`` keeps)."""
     items = [
         item
         for item in record.transcript_records
         if str(item.get("conn", "--")) != "--" and (pick is None or pick(item))
     ]
-    shown = [_show_item(item) for item in items if not str(item.get("note", "")).startswith(_CONNECTED)]
-    return tuple(shown[-EXCERPT:])
+    if len({item.get("conn") for item in items}) == 1:  # the connect says nothing then
+        items = [item for item in items if not str(item.get("note", "")).startswith(_CONNECTED)]
+    return tuple(_show_item(item) for item in items[-EXCERPT:])
 
 
-def _representative(records: Sequence[TestRecord]) -> TestRecord:
-    """The failure with the shortest transcript (one that has one, if any)."""
-    return min(records, key=lambda r: (not r.transcript_records, len(r.transcript_records), r.nodeid))
+def _representative(
+    records: Sequence[TestRecord], pick: Callable[[TestRecord], tuple[str, ...]]
+) -> tuple[TestRecord, tuple[str, ...]]:
+    """The failure with the shortest transcript that shows something, and what it shows."""
+    shown = [(record, pick(record)) for record in records]
+    return min(shown, key=lambda p: (not p[1], len(p[0].transcript_records), p[0].nodeid))
 
 
 def _cause(
@@ -301,24 +336,25 @@ def _cause(
     evidence: str,
     records: Sequence[TestRecord],
     pick: Callable[[TestRecord], tuple[str, ...]] | None = None,
+    examples: Sequence[TestRecord] = (),
 ) -> Cause:
     order = {rid: n for n, rid in enumerate(catalogue())}
     broken = {r.failed_requirement for r in records if r.failed_requirement} | {
         rid for r in records if not r.failed_requirement for rid in r.requirements
     }
-    example = _representative(records)
+    example, lines = _representative(examples or records, pick or excerpt)
     return Cause(
         title,
         evidence,
         tuple(sorted({r.nodeid for r in records})),
         tuple(sorted(broken, key=lambda rid: (order.get(rid, len(order)), rid))),
         example.nodeid,
-        pick(example) if pick else excerpt(example),
+        lines,
     )
 
 
 def _answer_excerpt(record: TestRecord) -> tuple[str, ...]:
-    expected, actual = expected_actual(record.message)
+    expected, _ = expected_actual(record.message)
     lines = list(excerpt(record, lambda item: item.get("dir") in (">>", "<<")))[-2:]
     if isinstance(expected, bytes):
         lines.append(printable(f'expected "{escape(expected)}"')[:WIDTH])
@@ -337,7 +373,11 @@ def _lacks_lf(record: TestRecord) -> bool:
 
 def _no_lf(result: RunResult, failures: Sequence[TestRecord]) -> Cause | None:
     hits = [r for r in failures if _lacks_lf(r)]
-    probe = str(result.target.get("framing_reason", "")) if result.target.get("framing") == "legacy" else ""
+    probe = (
+        str(result.target.get("framing_reason", ""))
+        if result.target.get("framing") == "legacy"
+        else ""
+    )
     if len(hits) < (1 if probe else 2):
         return None
     evidence = f"{len(hits)} failures got an answer with no LF where one was due"
@@ -408,26 +448,27 @@ def _closes(result: RunResult, failures: Sequence[TestRecord]) -> list[Cause]:
     by_id = {r.nodeid: r for r in failures}
     causes: list[Cause] = []
     left = dict(closed)
+    longest = max((x.length for x in answered), default=0)
+    traits = [
+        *TRAITS,
+        (f"longer than {longest} bytes, the longest it answered", lambda x: x.length > longest),
+    ]
     while left:
         best: tuple[int, str, list[str]] | None = None
-        for n, (trait, has, on_partial) in enumerate(TRAITS):
-            if any(has(x) for x in answered if on_partial or not x.partial):
+        for trait, has in traits:
+            if any(has(x) for x in answered):
                 continue  # the server answered such a request: not the cause
-            ids = [
-                nodeid
-                for nodeid, lines in left.items()
-                if any(has(x) for x in lines if on_partial or not x.partial)
-            ]
+            ids = [nodeid for nodeid, lines in left.items() if any(has(x) for x in lines)]
             if len(ids) >= 2 and (best is None or len(ids) > best[0]):
                 best = (len(ids), trait, ids)
         if best is None:
             break
         _, trait, ids = best
         hits = [by_id[i] for i in ids]
-        title = f"closes the connection without answering a request {trait}"
+        title = f"closes the connection on a request {trait}"
         evidence = (
-            f"{len(ids)} failures where the server closed the connection on such a"
-            f" request, and no such request among the {len(answered)} it answered"
+            f"{len(ids)} failures where the server closed the connection on (or right after)"
+            f" such a request, and no such request among the {len(answered)} it answered"
         )
         causes.append(_cause(title, evidence, hits))
         for i in ids:
@@ -436,8 +477,9 @@ def _closes(result: RunResult, failures: Sequence[TestRecord]) -> list[Cause]:
         hits = [by_id[i] for i in left]
         causes.append(
             _cause(
-                "closes the connection without answering",
-                f"{len(hits)} failures where the server closed the connection on a request"
+                "closes the connection in the middle of a conversation",
+                f"{len(hits)} failures where the server closed the connection on (or right after)"
+                " a request"
                 " (no trait common to those requests and absent from those answered)",
                 hits,
             )
@@ -445,19 +487,24 @@ def _closes(result: RunResult, failures: Sequence[TestRecord]) -> list[Cause]:
     return causes
 
 
+def _waited(conn: _Conn, legacy: bool) -> bool:
+    """The connection could not connect, or sent a request and neither got
+    an answer nor saw the server close for ``WAITED`` seconds or more."""
+    if conn.connect_failed:
+        return True
+    sent = requests(conn, legacy)
+    if not sent or _answers(conn, legacy, sent) >= len(sent) or conn.by_server:
+        return False
+    last = max(at for kind, at, _, _ in conn.events if kind == ">>")
+    return conn.ended is None or conn.ended - last >= WAITED
+
+
 def _held_up(record: TestRecord, legacy: bool) -> bool:
-    """A connection waited in vain (or could not connect) while an earlier one was open."""
+    """A connection waited in vain while an earlier one was open."""
     conns = list(connections(record).values())
     for x in conns:
-        waited = x.connect_failed or (
-            x.first_send is not None
-            and _answers(x, legacy, sent := requests(x, legacy)) < len(sent)
-            and not x.by_server
-        )
-        if not waited:
-            continue
         start = x.opened if x.opened is not None else x.ended
-        if start is None:
+        if start is None or not _waited(x, legacy):
             continue
         for y in conns:
             if y is x or y.opened is None or y.opened > start:
@@ -487,22 +534,34 @@ def _one_at_a_time(result: RunResult, failures: Sequence[TestRecord]) -> Cause |
     held = [r for r in failures if _held_up(r, legacy)]
     if not held or any(_served_in_turn(r) for r in result.records):
         return None
-    shortfall = [
-        r
-        for r in failures
-        if r not in held and _SHORTFALL.search(r.message.splitlines()[0] if r.message else "")
-    ]
+    rest = [r for r in failures if r not in held]
+    shortfall = [r for r in rest if _SHORTFALL.search(r.message.partition("\n")[0])]
     evidence = (
         f"{len(held)} failures where a connection got no answer (or could not connect) while an"
         " earlier one stayed open, and no test saw two connections served in turn"
     )
     if shortfall:
         evidence += f"; {len(shortfall)} more saw only some of many connections served"
-    return _cause("serves one connection at a time", evidence, held + shortfall)
+    silent: list[TestRecord] = []
+    workers = result.target.get("workers")
+    if isinstance(workers, int) and workers > 1:
+        silent = [
+            r
+            for r in rest
+            if r not in shortfall and any(_waited(c, legacy) for c in connections(r).values())
+        ]
+    if silent:
+        evidence += (
+            f"; {len(silent)} more got no answer at all (with {workers} workers, another"
+            " test's connection may have held the server)"
+        )
+    return _cause(
+        "serves one connection at a time", evidence, held + shortfall + silent, examples=held
+    )
 
 
 #: every cause finder, over the run and its failures
-FINDERS: tuple[Callable[[RunResult, Sequence[TestRecord]], Cause | None | list[Cause]], ...] = (
+FINDERS: tuple[Callable[[RunResult, Sequence[TestRecord]], Cause | list[Cause] | None], ...] = (
     _no_lf,
     _free_text,
     _wrong_texts,
