@@ -41,6 +41,8 @@ from protocol.codec import decode_counter_reply, decode_response, line_content
 from protocol.escape import EscapeError, escape, unescape
 from protocol.requirements import catalogue
 
+#: a cause with no trait to name: shown after the others
+UNSPECIFIC = "closes the connection in the middle of a conversation"
 #: causes shown (the rest are counted)
 SHOWN = 5
 #: transcript lines in a cause's example
@@ -285,12 +287,14 @@ def _colons(x: _Request) -> int:
     return count if count > 1 or not x.partial else -1  # -1: not known
 
 
-#: (what the requests have in common, does this request have it); a request
-#: the transcript shows only the start of has a trait only when its start shows it
+#: (what the requests have in common, does this request have it), the more
+#: specific first (of two that explain as many failures, the first is named);
+#: a request the transcript shows only the start of has a trait only when its
+#: start shows it
 TRAITS: tuple[tuple[str, Callable[[_Request], bool]], ...] = (
-    ("that does not hold exactly one `:`", lambda x: _colons(x) == 0 or _colons(x) > 1),
     ("with no `:`", lambda x: _colons(x) == 0),
     ("with more than one `:`", lambda x: _colons(x) > 1),
+    ("that does not hold exactly one `:`", lambda x: _colons(x) == 0 or _colons(x) > 1),
     ("that is not UTF-8", lambda x: not _utf8(x.data.rstrip(b"\x80\xbf") if x.partial else x.data)),
     ("holding a control byte (NUL, CR...)", lambda x: any(b < 0x20 for b in x.data)),
     (f"longer than {MAX_REQUEST_LINE} bytes", lambda x: x.length > MAX_REQUEST_LINE),
@@ -477,7 +481,7 @@ def _closes(result: RunResult, failures: Sequence[TestRecord]) -> list[Cause]:
         hits = [by_id[i] for i in left]
         causes.append(
             _cause(
-                "closes the connection in the middle of a conversation",
+                UNSPECIFIC,
                 f"{len(hits)} failures where the server closed the connection on (or right after)"
                 " a request"
                 " (no trait common to those requests and absent from those answered)",
@@ -571,14 +575,15 @@ FINDERS: tuple[Callable[[RunResult, Sequence[TestRecord]], Cause | list[Cause] |
 
 
 def diagnose(result: RunResult) -> Diagnosis:
-    """The causes behind the run's failures and warnings, most explanatory first."""
+    """The causes behind the run's failures and warnings, most explanatory first
+    (one that names no trait last)."""
     failures = [r for r in result.records if r.outcome in (FAIL, WARN)]
     causes: list[Cause] = []
     if failures:
         for finder in FINDERS:
             found = finder(result, failures)
             causes += found if isinstance(found, list) else [found] if found else []
-    causes.sort(key=lambda c: (-len(c.tests), c.title))
+    causes.sort(key=lambda c: (c.title == UNSPECIFIC, -len(c.tests), c.title))
     explained = {nodeid for cause in causes for nodeid in cause.tests}
     unexplained = tuple(sorted(r.nodeid for r in failures if r.nodeid not in explained))
     return Diagnosis(len(failures), tuple(causes), unexplained)

@@ -5,9 +5,8 @@ requirements in one table, the likely causes in a short list, then (folded)
 each failure with its message, the start of its transcript and the command
 that reruns it, then the target and the run's provenance. Bounded: at most
 ``LIMIT`` characters (a PR comment holds 65,536), the rest left to the HTML
-and JSON reports. Text from the
-server sits in code fences (longer than any backtick run inside) or is
-escaped, so it cannot turn into markup.
+and JSON reports. Text from the server sits in code fences (longer than any
+backtick run inside) or is escaped, so it cannot turn into markup.
 """
 
 from __future__ import annotations
