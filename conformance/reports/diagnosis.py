@@ -10,12 +10,13 @@ is named only when the run shows it, never from a list of known quirks:
   not decode as an ABP/1 (or counter) answer at all;
 - **a wrong standard text**: failures that got ``ERROR: X`` where the spec
   wants ``ERROR: Y``, the same X for several;
-- **closes the connection on a kind of request**: from every transcript of
-  the run, the request lines the server answered and the ones it closed the
-  connection on, unanswered; a trait of the request line (no ``:``, more than
-  one ``:``, not UTF-8, several requests in one write...) is named when it is
-  shared by the requests of two or more such failures and by no request the
-  server answered;
+- **closes the connection (or falls silent) on a kind of request**: from
+  every transcript of the run, the requests the server answered and the ones
+  it closed the connection on, or never answered; a trait of the request (no
+  ``:``, more than one ``:``, not UTF-8, second in its write, after an
+  ``ERROR`` answer, longer or later than any the server answered...) is named
+  when the requests of two or more such failures have it and none the server
+  answered does (or, for many failures, hardly any: ``EXCEPTIONS``);
 - **serves one connection at a time**: transcripts where a connection waited
   in vain (or could not connect) while an earlier one stayed open, and none
   where the server answered two connections in turn.
@@ -31,7 +32,7 @@ import ast
 import contextlib
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from conformance.reports.model import FAIL, WARN, RunResult, TestRecord
@@ -49,6 +50,9 @@ SHOWN = 5
 EXCERPT = 4
 #: seconds without an answer that count as waiting in vain (the suite's waits are longer)
 WAITED = 1.0
+#: a trait is named when the failures it explains outnumber by this factor the
+#: requests with the trait that the server answered (none, for fewer than 5)
+EXCEPTIONS = 10
 #: characters of one excerpt line
 WIDTH = 100
 
@@ -207,6 +211,7 @@ class _Request:
     partial: bool  # the transcript shows only its start
     answered: bool = False  # an answer came before the next request was sent (legacy)
     size: int = -1  # its length in bytes, when the transcript shows only its start
+    later: bool = False  # another request came before it in the same write
 
     @property
     def length(self) -> int:
@@ -237,13 +242,36 @@ def requests(conn: _Conn, legacy: bool) -> list[_Request]:
         pieces = (pending + data).split(b"\n")
         pending = pieces.pop()
         several = len(pieces) + bool(pending) > 1
-        out += [_Request(line_content(p + b"\n"), several, False) for p in pieces]
+        out += [
+            _Request(line_content(p + b"\n"), several, False, later=n > 0)
+            for n, p in enumerate(pieces)
+        ]
         if cut and pending:
-            out.append(_Request(pending, several, True, size=len(pending) + cut))
+            size = len(pending) + cut
+            out.append(_Request(pending, several, True, size=size, later=bool(pieces)))
             pending = b""
     if pending:
         size = len(pending) + missing if cut_short else -1
         out.append(_Request(line_content(pending + b"\n"), several, cut_short, size=size))
+    return out
+
+
+def replies(conn: _Conn, legacy: bool) -> list[bytes]:
+    """The answers a connection got, in order: its lines (in legacy framing,
+    what came back between two requests)."""
+    if not legacy:
+        data = b"".join(data for _, data in conn.received)
+        return [line + b"\n" for line in data.split(b"\n")[:-1]]
+    out: list[bytes] = []
+    fresh = True
+    for kind, _, data, _ in conn.events:
+        if kind == ">>":
+            fresh = True
+        elif fresh:
+            out.append(data)
+            fresh = False
+        else:
+            out[-1] += data
     return out
 
 
@@ -255,21 +283,37 @@ def _answers(conn: _Conn, legacy: bool, sent: list[_Request]) -> int:
     return b"".join(data for _, data in conn.received).count(b"\n")
 
 
-def _sides(record: TestRecord, legacy: bool) -> tuple[list[_Request], list[_Request]]:
-    """(requests answered, the request each connection the server closed was
-    closed on: the first one left unanswered, or, when the client had not
-    half-closed, the last one answered)."""
-    answered: list[_Request] = []
-    closed_on: list[_Request] = []
+@dataclass(frozen=True)
+class _Turn:
+    """A request in its place on its connection."""
+
+    request: _Request
+    index: int  # answers the connection had got before it
+    after: bytes  # the answer before it on its connection (b"" for none)
+    closed: bool = False  # left unanswered: the server closed (else it fell silent)
+
+
+def _sides(record: TestRecord, legacy: bool) -> tuple[list[_Turn], list[_Turn]]:
+    """(requests answered, the request each connection got stuck on): the
+    first one left unanswered when the server closed the connection or fell
+    silent for ``WAITED`` seconds, or the last one answered when the server
+    closed the connection right after it with the client's side still open."""
+    answered: list[_Turn] = []
+    stuck: list[_Turn] = []
     for conn in connections(record).values():
         sent = requests(conn, legacy)
-        n = _answers(conn, legacy, sent)
-        answered += sent[:n]
-        if conn.by_server and len(sent) > n:
-            closed_on.append(sent[n])
+        answers = replies(conn, legacy)
+        n = min(_answers(conn, legacy, sent), len(sent))
+        turns = [
+            _Turn(x, i, answers[i - 1] if 0 < i <= len(answers) else b"")
+            for i, x in enumerate(sent)
+        ]
+        answered += turns[:n]
+        if len(sent) > n and (conn.by_server or _waited(conn, legacy)):
+            stuck.append(replace(turns[n], closed=conn.by_server))
         elif conn.by_server and sent and not conn.half_closed:
-            closed_on.append(answered.pop())
-    return answered, closed_on
+            stuck.append(replace(answered.pop(), closed=True))
+    return answered, stuck
 
 
 # -- traits of a request line the server closed on
@@ -281,7 +325,6 @@ def _utf8(data: bytes) -> bool:
     return True
 
 
-#: (what the requests have in common, does this line have it, valid on a partial line)
 def _colons(x: _Request) -> int:
     count = x.data.count(b":")
     return count if count > 1 or not x.partial else -1  # -1: not known
@@ -291,15 +334,47 @@ def _colons(x: _Request) -> int:
 #: specific first (of two that explain as many failures, the first is named);
 #: a request the transcript shows only the start of has a trait only when its
 #: start shows it
-TRAITS: tuple[tuple[str, Callable[[_Request], bool]], ...] = (
-    ("with no `:`", lambda x: _colons(x) == 0),
-    ("with more than one `:`", lambda x: _colons(x) > 1),
-    ("that does not hold exactly one `:`", lambda x: _colons(x) == 0 or _colons(x) > 1),
-    ("that is not UTF-8", lambda x: not _utf8(x.data.rstrip(b"\x80\xbf") if x.partial else x.data)),
-    ("holding a control byte (NUL, CR...)", lambda x: any(b < 0x20 for b in x.data)),
-    (f"longer than {MAX_REQUEST_LINE} bytes", lambda x: x.length > MAX_REQUEST_LINE),
-    ("sent with other requests in one write", lambda x: x.several),
+TRAITS: tuple[tuple[str, Callable[[_Turn], bool]], ...] = (
+    ("a request with no `:`", lambda t: _colons(t.request) == 0),
+    ("a request with more than one `:`", lambda t: _colons(t.request) > 1),
+    (
+        "a request that does not hold exactly one `:`",
+        lambda t: _colons(t.request) == 0 or _colons(t.request) > 1,
+    ),
+    (
+        "a request that is not UTF-8",
+        lambda t: (
+            not _utf8(t.request.data.rstrip(b"\x80\xbf") if t.request.partial else t.request.data)
+        ),
+    ),
+    (
+        "a request holding a control byte (NUL, CR...)",
+        lambda t: any(b < 0x20 for b in t.request.data),
+    ),
+    (
+        f"a request longer than {MAX_REQUEST_LINE} bytes",
+        lambda t: t.request.length > MAX_REQUEST_LINE,
+    ),
+    ("a request sent with other requests in one write", lambda t: t.request.several),
+    ("a request that followed another in the same write", lambda t: t.request.later),
+    ("the request after an ERROR answer", lambda t: t.after.startswith(b"ERROR")),
 )
+
+
+def _run_traits(answered: Sequence[_Turn]) -> list[tuple[str, Callable[[_Turn], bool]]]:
+    """Traits whose bound comes from the run: what the server did at most."""
+    longest = max((t.request.length for t in answered), default=0)
+    most = max((t.index for t in answered), default=0)
+    return [
+        (
+            f"a request longer than {longest} bytes, the longest it answered",
+            lambda t: t.request.length > longest,
+        ),
+        (
+            f"the request after {most + 1} answers on one connection, the most it gave",
+            lambda t: t.index > most,
+        ),
+    ]
 
 
 # -- excerpts
@@ -421,9 +496,20 @@ def _error_text(data: bytes) -> bytes | None:
     return match.group(1) if match else None
 
 
+def _heads(want: bytes, got: bytes) -> tuple[bytes, bytes]:
+    """The two texts without the words they end with in common."""
+    n = 0
+    while n < min(len(want), len(got)) and want[-1 - n] == got[-1 - n]:
+        n += 1
+    while n and want[len(want) - n : len(want) - n + 1] not in (b" ", b""):
+        n -= 1  # keep whole words
+    return want[: len(want) - n], got[: len(got) - n]
+
+
 def _wrong_texts(result: RunResult, failures: Sequence[TestRecord]) -> list[Cause]:
-    """``ERROR: X`` where the spec wants ``ERROR: Y``, the same X for two or more failures."""
-    groups: dict[tuple[bytes, bytes], list[TestRecord]] = {}
+    """``ERROR: X`` where the spec wants ``ERROR: Y``: two or more failures
+    with the same words in place of the standard ones."""
+    groups: dict[tuple[bytes, bytes], list[tuple[TestRecord, bytes, bytes]]] = {}
     for record in failures:
         expected, actual = expected_actual(record.message)
         if not isinstance(expected, bytes) or not isinstance(actual, bytes):
@@ -431,64 +517,77 @@ def _wrong_texts(result: RunResult, failures: Sequence[TestRecord]) -> list[Caus
         want, got = _error_text(expected), _error_text(actual)
         if want is None or got is None or want == got:
             continue
-        if got.startswith(want) or want.startswith(got):  # a name echoed differently
-            continue
-        groups.setdefault((want, got), []).append(record)
+        groups.setdefault(_heads(want, got), []).append((record, want, got))
     causes = []
-    for (want, got), hits in groups.items():
-        if len(hits) >= 2:
+    for (want_head, got_head), hits in groups.items():
+        if len(hits) < 2 or not want_head.strip():
+            continue
+        _, want, got = hits[0]
+        same = all((w, g) == (want, got) for _, w, g in hits)
+        if same:
             title = f'answers "ERROR: {escape(got)}" where the spec wants "ERROR: {escape(want)}"'
-            causes.append(_cause(title, f"{len(hits)} failures", hits, _answer_excerpt))
+        else:
+            title = (
+                f'answers "ERROR: {escape(got_head).rstrip()} ..." where the spec wants'
+                f' "ERROR: {escape(want_head).rstrip()} ..."'
+            )
+        evidence = f"{len(hits)} failures got this error text where the standard one was due"
+        causes.append(_cause(title, evidence, [r for r, _, _ in hits], _answer_excerpt))
     return causes
 
 
-def _closes(result: RunResult, failures: Sequence[TestRecord]) -> list[Cause]:
+def _stuck(result: RunResult, failures: Sequence[TestRecord]) -> list[Cause]:
+    """What the requests the server closed the connection on, or fell silent
+    on, have in common, and no request it answered has."""
     legacy = result.target.get("framing") == "legacy"
-    answered: list[_Request] = []
+    answered: list[_Turn] = []
     for record in result.records:
         answered += _sides(record, legacy)[0]
-    closed = {r.nodeid: _sides(r, legacy)[1] for r in failures}
-    closed = {nodeid: lines for nodeid, lines in closed.items() if lines}
+    left = {r.nodeid: _sides(r, legacy)[1] for r in failures}
+    left = {nodeid: turns for nodeid, turns in left.items() if turns}
     by_id = {r.nodeid: r for r in failures}
     causes: list[Cause] = []
-    left = dict(closed)
-    longest = max((x.length for x in answered), default=0)
-    traits = [
-        *TRAITS,
-        (f"longer than {longest} bytes, the longest it answered", lambda x: x.length > longest),
-    ]
+    traits = [*TRAITS, *_run_traits(answered)]
     while left:
-        best: tuple[int, str, list[str]] | None = None
+        best: tuple[int, int, str, list[str]] | None = None
         for trait, has in traits:
-            if any(has(x) for x in answered):
-                continue  # the server answered such a request: not the cause
-            ids = [nodeid for nodeid, lines in left.items() if any(has(x) for x in lines)]
-            if len(ids) >= 2 and (best is None or len(ids) > best[0]):
-                best = (len(ids), trait, ids)
+            ids = [nodeid for nodeid, turns in left.items() if any(has(t) for t in turns)]
+            if len(ids) < 2 or (best is not None and len(ids) <= best[0]):
+                continue
+            exceptions = sum(1 for t in answered if has(t))
+            if exceptions * EXCEPTIONS <= len(ids) and (not exceptions or len(ids) >= 5):
+                best = (len(ids), exceptions, trait, ids)
         if best is None:
             break
-        _, trait, ids = best
-        hits = [by_id[i] for i in ids]
-        title = f"closes the connection on a request {trait}"
-        evidence = (
-            f"{len(ids)} failures where the server closed the connection on (or right after)"
-            f" such a request, and no such request among the {len(answered)} it answered"
+        _, exceptions, trait, ids = best
+        title = f"{_what(left[i] for i in ids)} on {trait}"
+        evidence = f"{len(ids)} failures stopped at such a request; " + (
+            f"the server answered {exceptions} such request(s) of {len(answered)} in this run"
+            if exceptions
+            else f"none of the {len(answered)} requests the server answered in this run was one"
         )
-        causes.append(_cause(title, evidence, hits))
+        causes.append(_cause(title, evidence, [by_id[i] for i in ids]))
         for i in ids:
             left.pop(i)
-    if len(left) >= 2:
-        hits = [by_id[i] for i in left]
+    closed = {i: turns for i, turns in left.items() if any(t.closed for t in turns)}
+    if len(closed) >= 2:
         causes.append(
             _cause(
                 UNSPECIFIC,
-                f"{len(hits)} failures where the server closed the connection on (or right after)"
-                " a request"
-                " (no trait common to those requests and absent from those answered)",
-                hits,
+                f"{len(closed)} failures where the server closed the connection on (or right"
+                " after) a request; no trait common to those requests and absent from those"
+                " answered",
+                [by_id[i] for i in closed],
             )
         )
     return causes
+
+
+def _what(stuck: Iterable[Sequence[_Turn]]) -> str:
+    kinds = {t.closed for turns in stuck for t in turns}
+    if kinds == {True}:
+        return "closes the connection"
+    return "falls silent" if kinds == {False} else "closes the connection or falls silent"
 
 
 def _waited(conn: _Conn, legacy: bool) -> bool:
@@ -569,7 +668,7 @@ FINDERS: tuple[Callable[[RunResult, Sequence[TestRecord]], Cause | list[Cause] |
     _no_lf,
     _free_text,
     _wrong_texts,
-    _closes,
+    _stuck,
     _one_at_a_time,
 )
 
