@@ -53,15 +53,16 @@ class Scenario:
 def start_servers(tmpdir: str, max_conns: int) -> dict[str, ServerProcess]:
     python = sys.executable
     common = ["--max-conns", str(max_conns), "--idle-timeout", "600"]
+    one_address = ["--max-conns-per-ip", str(max_conns)]  # every load client is 127.0.0.1
     templates = {
         "echo": [python, str(HERE / "echo_server.py"), "--host", "{host}", "--port", "{port}"],
         "normal": [
             python, "-m", "reference_server", "--host", "{host}", "--port", "{port}",
-            "--db", f"{tmpdir}/normal.sqlite3", "--sync", "normal", *common,
+            "--db", f"{tmpdir}/normal.sqlite3", "--sync", "normal", *common, *one_address,
         ],
         "full": [
             python, "-m", "reference_server", "--host", "{host}", "--port", "{port}",
-            "--db", f"{tmpdir}/full.sqlite3", "--sync", "full", *common,
+            "--db", f"{tmpdir}/full.sqlite3", "--sync", "full", *common, *one_address,
         ],
     }  # fmt: skip
     servers: dict[str, ServerProcess] = {}

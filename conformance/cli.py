@@ -22,6 +22,7 @@ from conformance.harness.timing import TIMEOUT
 from protocol.program import (
     EXIT_USAGE,
     ProgramParser,
+    add_version,
     non_negative_int,
     positive_float,
     positive_int,
@@ -68,11 +69,7 @@ def build_parser() -> ProgramParser:
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    from conformance.reports.provenance import toolkit_version
-
-    parser.add_argument(
-        "--version", action="version", version=f"conformance (abp-toolkit) {toolkit_version()}"
-    )
+    add_version(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ProgramParser)
     commands.required = True
 
@@ -106,6 +103,13 @@ def build_parser() -> ProgramParser:
     )
     target.add_argument(
         "--idle-timeout", type=positive_float, metavar="S", help="the server's idle timeout"
+    )
+    target.add_argument(
+        "--quiet-period",
+        type=positive_float,
+        metavar="S",
+        help="the server's quiet period (ABP-FRAME-6; default: the spec's 0.1): the pieces "
+        "of one split request are sent less than half of it apart",
     )
     clients = run.add_argument_group("client under test (runs the client suite instead)")
     clients.add_argument("--client", metavar="TEMPLATE", help="argv-contract client command")
@@ -276,6 +280,7 @@ def run_command(args: argparse.Namespace, out: TextIO, argv: Sequence[str] = ())
         seed=args.seed,
         fuzz_examples=args.fuzz_examples,
         idle_timeout=args.idle_timeout,
+        quiet_period=args.quiet_period,
         strict=args.strict,
         verbose=args.verbose,
         client=args.client,

@@ -24,7 +24,7 @@ from conformance.harness.timing import TIMEOUT
 from conformance.harness.wire import Transcript
 from conformance.judging.session import FRAMINGS, SERVICES, ServerSession, ServerTarget
 from conformance.judging.verdict import RequirementFailed
-from protocol import requirements
+from protocol import DEFAULT_QUIET_PERIOD, requirements
 from protocol.address import parse_address
 
 MARKER = "requirement"
@@ -44,6 +44,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--abp-seed", type=int, default=0, metavar="N")
     group.addoption("--abp-fuzz-examples", type=int, default=50, metavar="N")
     group.addoption("--abp-idle-timeout", type=float, default=None, metavar="S")
+    group.addoption("--abp-quiet-period", type=float, default=DEFAULT_QUIET_PERIOD, metavar="S")
     group.addoption(
         "--abp-requirement",
         action="append",
@@ -92,6 +93,7 @@ def abp_target(pytestconfig: pytest.Config) -> ServerTarget:
         seed=pytestconfig.getoption("--abp-seed"),
         fuzz_examples=pytestconfig.getoption("--abp-fuzz-examples"),
         idle_timeout=pytestconfig.getoption("--abp-idle-timeout"),
+        quiet_period=pytestconfig.getoption("--abp-quiet-period"),
     )
 
 

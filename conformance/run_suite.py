@@ -74,6 +74,7 @@ class RunOptions:
     seed: int = 0
     fuzz_examples: int | None = None
     idle_timeout: float | None = None
+    quiet_period: float | None = None  # the server's, when not the spec's default
     strict: bool = False
     verbose: bool = False
     client: str | None = None
@@ -265,6 +266,8 @@ def _server_args(
         args += ["--abp-server-cmd", template]
     if idle is not None:
         args += ["--abp-idle-timeout", f"{idle:g}"]
+    if options.quiet_period is not None:
+        args += ["--abp-quiet-period", f"{options.quiet_period:g}"]
     target.update(
         address=address,
         service=options.service,

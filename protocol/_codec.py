@@ -106,14 +106,17 @@ _decode_request_memo = functools.lru_cache(maxsize=MEMO_SIZE)(_decode_request)
 
 
 def check_request(request: Request) -> None:
-    """ABP-REQ-13: what a client must refuse to send, over what the wire can carry."""
+    """ABP-REQ-13: what a client must refuse to send, over what the wire can
+    carry; and what it should refuse (ABP-REQ-14: a ',' in a rem/fnd NAME)."""
     if not isinstance(request, (Add, Remove, Find)):
         raise LocalProtocolError(f"not a request: {request!r}", "ABP-FRAME-2")
     name = request.name
-    if not name or schema.NAME_FORBIDDEN.intersection(name):
+    if not name or schema.NAME_FORBIDDEN.difference(",").intersection(name):
         raise LocalProtocolError(
-            f"a name must be non-empty and hold no ',', CR, LF or NUL: {name!r}", "ABP-REQ-13"
+            f"a name must be non-empty and hold no CR, LF or NUL: {name!r}", "ABP-REQ-13"
         )
+    if "," in name:  # an add NAME cannot even be built with one (Add checks it)
+        raise LocalProtocolError(f"no add can store a name with ',': {name!r}", "ABP-REQ-14")
     entry = getattr(request, "entry", "")
     if schema.ENTRY_FORBIDDEN.intersection(entry):
         raise LocalProtocolError(f"an entry cannot hold CR, LF or NUL: {entry!r}", "ABP-REQ-13")
@@ -268,10 +271,10 @@ def applicable_errors(line: bytes) -> frozenset[Error]:
         # cannot be, so only the line's other errors apply to it.
         with contextlib.suppress(UnicodeDecodeError, LocalProtocolError):
             errors.add(unrecognised(command.decode("utf-8")))
-    else:
-        name = argument.partition(b",")[0] if command == b"add" else argument
-        if not name:  # ABP-REQ-10
-            errors.add(Error(MALFORMED_REQUEST))
+    # ABP-REQ-10; an unknown command's NAME is its whole ARGUMENT (section 4)
+    name = argument.partition(b",")[0] if command == b"add" else argument
+    if not name:
+        errors.add(Error(MALFORMED_REQUEST))
     if len(line) <= schema.MAX_REQUEST_LINE:
         try:  # the reference's own answer is always among them
             decode_request(line)

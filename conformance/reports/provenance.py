@@ -18,21 +18,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from functools import cache
-from importlib import metadata
 from typing import Any
 
-from protocol import requirements
+from protocol import program, requirements
 
-DISTRIBUTION = "abp-toolkit"
-
-
-@cache
-def toolkit_version() -> str:
-    """The installed distribution's version (``0+unknown`` outside an install)."""
-    try:
-        return metadata.version(DISTRIBUTION)
-    except metadata.PackageNotFoundError:
-        return "0+unknown"
+toolkit_version = cache(program.toolkit_version)
 
 
 @cache
