@@ -144,6 +144,33 @@ def test_a_server_that_closes_on_a_second_colon(tmp_path: Path) -> None:
     assert "1. closes the connection on a request with more than one `:`" in done.stdout
 
 
+@pytest.mark.parametrize(
+    ("defect", "requirement", "title"),
+    [
+        (
+            "close-after-error",
+            "ABP-CONN-3",
+            "closes the connection on the request after an ERROR answer",
+        ),
+        (
+            "malformed-text",
+            "ABP-REQ-9",
+            'answers "ERROR: Bad request" where the spec wants "ERROR: Malformed request"',
+        ),
+        (
+            "first-of-pipeline",
+            "ABP-CONN-2",
+            "falls silent on a request that followed another in the same write",
+        ),
+    ],
+)
+def test_one_defect_one_cause(tmp_path: Path, defect: str, requirement: str, title: str) -> None:
+    done, report = run(tmp_path, corpus(defect), "--requirement", requirement)
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr
+    assert titles(report) == [title]
+    assert requirement in report["diagnosis"]["causes"][0]["requirements"]
+
+
 def test_a_server_that_serves_one_connection_at_a_time(tmp_path: Path) -> None:
     done, report = run(tmp_path, corpus("one-at-a-time"), "--requirement", "ABP-CONN-5", "-n", "1")
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr
@@ -295,6 +322,41 @@ def test_answers_without_lf_need_two_failures_or_the_probe() -> None:
     assert "the framing probe: answers have no LF" in only.evidence
     two = diagnose(result(one, record("t::b", message=message)))
     assert [c.title for c in two.causes] == ["answers end without LF"]
+
+
+def test_a_request_never_answered_is_stuck_and_an_answered_one_is_not() -> None:
+    def silent(request: bytes) -> list[dict[str, Any]]:
+        events = transcript(
+            ("c1", "--", "connected to 127.0.0.1:1"),
+            ("c1", ">>", b"fnd:a\n"),
+            ("c1", "<<", b"ERROR: No entry for a\n"),
+            ("c1", ">>", request + b"\n"),
+        )
+        return [*events, {"t": 9.0, "conn": "c1", "dir": "--", "data": "", "note": "closed"}]
+
+    run = result(
+        record("t::a", events=silent(b"fnd:b")),
+        record("t::b", events=silent(b"add:c,d")),
+        record("t::ok", PASS, events=answered(b"fnd:e")),
+    )
+    (only,) = diagnose(run).causes
+    assert only.title == "falls silent on the request after an ERROR answer"
+    assert only.tests == ("t::a", "t::b")
+
+
+def test_different_words_for_one_standard_text_are_one_cause() -> None:
+    def wrong(command: str) -> TestRecord:
+        message = (
+            f'x\n  expected: "ERROR: Unrecognised command: {command}\\n"\n'
+            f'  actual:   "ERROR: Unknown command: {command}\\n"'
+        )
+        return record(f"t::{command}", message=message)
+
+    (only,) = diagnose(result(wrong("get"), wrong("put"))).causes
+    assert only.title == (
+        'answers "ERROR: Unknown ..." where the spec wants "ERROR: Unrecognised ..."'
+    )
+    assert only.tests == ("t::get", "t::put")
 
 
 def test_a_connection_name_used_again_is_a_new_connection() -> None:
