@@ -294,7 +294,12 @@ def test_a_connection_held_up_by_an_open_one_shows_one_at_a_time() -> None:
     (only,) = diagnose(run).causes
     assert only.title == "serves one connection at a time"
     assert only.example == "t::held"
-    assert 'c2 >> "fnd:x\\n"' in only.excerpt
+    assert only.excerpt == (
+        "+0.000s c1 -- connected to 127.0.0.1:1",
+        "+1.000s c2 -- connected to 127.0.0.1:1",
+        '+2.000s c2 >> "fnd:x\\n"',
+        "+4.000s c2 -- closed",
+    )
 
 
 def test_two_connections_served_in_turn_refute_one_at_a_time() -> None:

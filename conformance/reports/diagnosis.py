@@ -380,10 +380,11 @@ def _run_traits(answered: Sequence[_Turn]) -> list[tuple[str, Callable[[_Turn], 
 # -- excerpts
 def _show_item(item: dict[str, Any]) -> str:
     conn, direction = str(item.get("conn", "")), str(item.get("dir", ""))
+    at = f"+{float(item.get('t', 0.0)):.3f}s {conn}"
     if direction == "--":
-        text = f"{conn} -- {item.get('note', '')}"
+        text = f"{at} -- {item.get('note', '')}"
     else:
-        text = f'{conn} {direction} "{item.get("data", "")}"'
+        text = f'{at} {direction} "{item.get("data", "")}"'
     text = printable(text)
     return text if len(text) <= WIDTH else text[: WIDTH - 3] + "..."
 
@@ -602,8 +603,8 @@ def _waited(conn: _Conn, legacy: bool) -> bool:
     return conn.ended is None or conn.ended - last >= WAITED
 
 
-def _held_up(record: TestRecord, legacy: bool) -> bool:
-    """A connection waited in vain while an earlier one was open."""
+def _holdup(record: TestRecord, legacy: bool) -> tuple[str, str] | None:
+    """(the connection that waited in vain, the earlier one open meanwhile)."""
     conns = list(connections(record).values())
     for x in conns:
         start = x.opened if x.opened is not None else x.ended
@@ -613,8 +614,28 @@ def _held_up(record: TestRecord, legacy: bool) -> bool:
             if y is x or y.opened is None or y.opened > start:
                 continue
             if y.ended is None or (x.ended is not None and y.ended >= x.ended):
-                return True
-    return False
+                return x.name.partition("#")[0], y.name.partition("#")[0]
+    return None
+
+
+def _holdup_excerpt(legacy: bool) -> Callable[[TestRecord], tuple[str, ...]]:
+    """The earlier connection opening, then what the one held up sent and how it ended."""
+
+    def pick(record: TestRecord) -> tuple[str, ...]:
+        pair = _holdup(record, legacy)
+        if pair is None:
+            return excerpt(record)
+        held, holder = pair
+        items = record.transcript_records
+        first = [i for i in items if i.get("conn") == holder][:1]
+        rest = [
+            i
+            for i in items
+            if i.get("conn") == held and not str(i.get("note", "")).startswith(_HALF_CLOSED)
+        ]
+        return tuple(_show_item(i) for i in [*first, *rest[-(EXCERPT - 1) :]])
+
+    return pick
 
 
 def _served_in_turn(record: TestRecord) -> bool:
@@ -634,7 +655,7 @@ def _served_in_turn(record: TestRecord) -> bool:
 
 def _one_at_a_time(result: RunResult, failures: Sequence[TestRecord]) -> Cause | None:
     legacy = result.target.get("framing") == "legacy"
-    held = [r for r in failures if _held_up(r, legacy)]
+    held = [r for r in failures if _holdup(r, legacy)]
     if not held or any(_served_in_turn(r) for r in result.records):
         return None
     rest = [r for r in failures if r not in held]
@@ -659,7 +680,11 @@ def _one_at_a_time(result: RunResult, failures: Sequence[TestRecord]) -> Cause |
             " test's connection may have held the server)"
         )
     return _cause(
-        "serves one connection at a time", evidence, held + shortfall + silent, examples=held
+        "serves one connection at a time",
+        evidence,
+        held + shortfall + silent,
+        _holdup_excerpt(legacy),
+        examples=held,
     )
 
 
