@@ -186,6 +186,7 @@ def test_a_conforming_server_gets_no_diagnosis(tmp_path: Path) -> None:
         "explained": 0,
         "causes": [],
         "unexplained": [],
+        "unexplained_requirements": [],
     }
     assert not any(line.startswith("diagnosis:") for line in done.stdout.splitlines())
 
@@ -259,6 +260,13 @@ def test_a_trait_is_named_when_no_answered_request_has_it() -> None:
     assert only.requirements == ("ABP-REQ-1",)
 
 
+def test_failures_the_baseline_expects_are_not_diagnosed() -> None:
+    expected = record("t::b", events=closed_on("c1", b"fnd:x:y"))
+    expected.expected_failure = "known: colons"
+    run = result(record("t::a", events=closed_on("c1", b"add:a:b,x")), expected)
+    assert diagnose(run) == Diagnosis(1, (), ("t::a",), ("ABP-REQ-1",))
+
+
 def test_a_trait_some_answered_request_has_is_not_the_cause() -> None:
     run = result(
         record("t::a", events=closed_on("c1", b"add:a:b,x")),
@@ -273,7 +281,7 @@ def test_a_trait_some_answered_request_has_is_not_the_cause() -> None:
 def test_one_failure_alone_names_no_cause() -> None:
     run = result(record("t::a", events=closed_on("c1", b"add:a:b,x")), record("t::b"))
     found = diagnose(run)
-    assert found == Diagnosis(2, (), ("t::a", "t::b"))
+    assert found == Diagnosis(2, (), ("t::a", "t::b"), ("ABP-REQ-1",))
     assert console_lines(found) == ["", "diagnosis: no common cause found for the 2 failures"]
     assert console_lines(diagnose(result(record("t::ok", PASS)))) == []
 

@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from conformance.reports.model import FAIL, WARN, RunResult, TestRecord
+from conformance.reports.model import RunResult, TestRecord
 from conformance.reports.text import printable
 from protocol import MAX_REQUEST_LINE, ABPError
 from protocol.codec import decode_counter_reply, decode_response, line_content
@@ -100,6 +100,7 @@ class Diagnosis:
     failures: int  # failing (or warning) tests diagnosed
     causes: tuple[Cause, ...]  # most explanatory first
     unexplained: tuple[str, ...]  # node ids no cause explains
+    unexplained_requirements: tuple[str, ...] = ()  # what those failures broke, in spec order
 
     @property
     def explained(self) -> int:
@@ -111,6 +112,7 @@ class Diagnosis:
             "explained": self.explained,
             "causes": [cause.as_json() for cause in self.causes],
             "unexplained": list(self.unexplained),
+            "unexplained_requirements": list(self.unexplained_requirements),
         }
 
 
@@ -411,6 +413,18 @@ def _representative(
     return min(shown, key=lambda p: (not p[1], len(p[0].transcript_records), p[0].nodeid))
 
 
+def broken_requirements(records: Iterable[TestRecord]) -> tuple[str, ...]:
+    """The requirements these failures broke (each its failure's, else its
+    markers), in spec order."""
+    order = {rid: n for n, rid in enumerate(catalogue())}
+    broken = {
+        rid
+        for r in records
+        for rid in ([r.failed_requirement] if r.failed_requirement else r.requirements)
+    }
+    return tuple(sorted(broken, key=lambda rid: (order.get(rid, len(order)), rid)))
+
+
 def _cause(
     title: str,
     evidence: str,
@@ -418,16 +432,12 @@ def _cause(
     pick: Callable[[TestRecord], tuple[str, ...]] | None = None,
     examples: Sequence[TestRecord] = (),
 ) -> Cause:
-    order = {rid: n for n, rid in enumerate(catalogue())}
-    broken = {r.failed_requirement for r in records if r.failed_requirement} | {
-        rid for r in records if not r.failed_requirement for rid in r.requirements
-    }
     example, lines = _representative(examples or records, pick or excerpt)
     return Cause(
         title,
         evidence,
         tuple(sorted({r.nodeid for r in records})),
-        tuple(sorted(broken, key=lambda rid: (order.get(rid, len(order)), rid))),
+        broken_requirements(records),
         example.nodeid,
         lines,
     )
@@ -699,9 +709,9 @@ FINDERS: tuple[Callable[[RunResult, Sequence[TestRecord]], Cause | list[Cause] |
 
 
 def diagnose(result: RunResult) -> Diagnosis:
-    """The causes behind the run's failures and warnings, most explanatory first
-    (one that names no trait last)."""
-    failures = [r for r in result.records if r.outcome in (FAIL, WARN)]
+    """The causes behind the run's failures and warnings (those a baseline
+    does not expect), most explanatory first (one that names no trait last)."""
+    failures = [r for r in result.records if r.counts_against]
     causes: list[Cause] = []
     if failures:
         for finder in FINDERS:
@@ -709,8 +719,9 @@ def diagnose(result: RunResult) -> Diagnosis:
             causes += found if isinstance(found, list) else [found] if found else []
     causes.sort(key=lambda c: (c.title == UNSPECIFIC, -len(c.tests), c.title))
     explained = {nodeid for cause in causes for nodeid in cause.tests}
-    unexplained = tuple(sorted(r.nodeid for r in failures if r.nodeid not in explained))
-    return Diagnosis(len(failures), tuple(causes), unexplained)
+    left = [r for r in failures if r.nodeid not in explained]
+    unexplained = tuple(sorted(r.nodeid for r in left))
+    return Diagnosis(len(failures), tuple(causes), unexplained, broken_requirements(left))
 
 
 # -- rendering
@@ -740,7 +751,8 @@ def console_lines(diagnosis: Diagnosis, *, shown: int = SHOWN, excerpts: bool = 
     if rest:
         out.append(f"  ... {len(rest)} more cause(s) in the JSON report")
     if diagnosis.unexplained:
-        out.append(f"  not explained: {len(diagnosis.unexplained)} failure(s)")
+        ids = " ".join(diagnosis.unexplained_requirements)
+        out.append(f"  not explained: {len(diagnosis.unexplained)} failure(s) ({ids})")
     return out
 
 

@@ -8,7 +8,8 @@ Schema (``RunResult.as_json``): ``target`` (address, service, framing, ...),
 failed_requirement, details, skip_reason, transcript, transcript_records
 [{t, conn, dir, data, note}], duration}], ``warnings``, ``diagnosis``
 {failures, explained, causes [{title, evidence, tests, requirements,
-example, excerpt}], unexplained} (``conformance.reports.diagnosis``).
+example, excerpt}], unexplained, unexplained_requirements}
+(``conformance.reports.diagnosis``; failures a baseline expects left out).
 """
 
 from __future__ import annotations
