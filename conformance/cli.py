@@ -45,6 +45,8 @@ examples:
   conformance run --server 127.0.0.1:2007
   conformance run --server-cmd './myserver --port {port} --data {tmpdir}/db'
   conformance run --server [::1]:2007 --service counter
+  conformance run --server tls://127.0.0.1:2007 --ca ca.pem   # the whole suite over TLS
+  conformance run --tls                 # the embedded server over TLS (throw-away certificates)
   conformance run --server localhost:2007 --requirement ABP-FRAME -v
   conformance run --server-cmd 'node server.js {port}' --junit-xml report.xml --html report.html
   conformance run --server 127.0.0.1:2007 --baseline known.toml --markdown summary.md --badge b.svg
@@ -84,7 +86,9 @@ def build_parser() -> ProgramParser:
     target = run.add_argument_group("target (at most one of --server and --server-cmd)")
     where = target.add_mutually_exclusive_group()
     where.add_argument(
-        "--server", metavar="HOST:PORT", help="a running server ([::1]:2007 for IPv6)"
+        "--server",
+        metavar="HOST:PORT",
+        help="a running server ([::1]:2007 for IPv6); tls://HOST:PORT: over TLS",
     )
     where.add_argument(
         "--server-cmd",
@@ -110,6 +114,24 @@ def build_parser() -> ProgramParser:
         metavar="S",
         help="the server's quiet period (ABP-FRAME-6; default: the spec's 0.1): the pieces "
         "of one split request are sent less than half of it apart",
+    )
+    tls = run.add_argument_group("ABP over TLS (docs/spec.md section 9)")
+    tls.add_argument(
+        "--tls",
+        action="store_true",
+        help="speak TLS to the server (implied by --server tls://...); with no target, the "
+        "embedded server runs over TLS with throw-away certificates (needs trustme)",
+    )
+    tls.add_argument(
+        "--ca", metavar="FILE", help="PEM CA certificate(s) to trust (default: the system's)"
+    )
+    tls.add_argument("--cert", metavar="FILE", help="the suite's client certificate (PEM)")
+    tls.add_argument("--key", metavar="FILE", help="the private key of --cert (PEM)")
+    tls.add_argument(
+        "--tls-client-auth",
+        action="store_true",
+        help="the server verifies client certificates: test that it refuses clients "
+        "without a valid one (ABP-TLS-4); needs --cert (the embedded server: made for it)",
     )
     clients = run.add_argument_group("client under test (runs the client suite instead)")
     clients.add_argument("--client", metavar="TEMPLATE", help="argv-contract client command")
@@ -257,7 +279,8 @@ def run_command(args: argparse.Namespace, out: TextIO, argv: Sequence[str] = ())
     from conformance.run_suite import RunOptions, UsageProblem, collected_tests, run
 
     client = args.client or args.client_menu
-    if (client or args.listen) and (args.server or args.server_cmd or args.service != "abp"):
+    server_options = (args.server, args.server_cmd, args.tls, args.ca, args.cert, args.key)
+    if (client or args.listen) and (any(server_options) or args.service != "abp"):
         raise UsageProblem("--client/--client-menu/--listen test a client: no server options")
     if args.listen and not client:
         raise UsageProblem("--listen needs --client or --client-menu")
@@ -288,6 +311,11 @@ def run_command(args: argparse.Namespace, out: TextIO, argv: Sequence[str] = ())
         listen=args.listen,
         maxfail=args.maxfail,
         tests=args.tests,
+        tls=args.tls,
+        ca=args.ca,
+        cert=args.cert,
+        key=args.key,
+        tls_client_auth=args.tls_client_auth,
     )
     with terminate_as_interrupt():
         status, result, pytest_output = run(options, out)

@@ -4,7 +4,9 @@ Every byte the suite sends or receives goes through a ``Wire`` (or a
 ``Crowd``) so that a failure can show the conversation that led to it. A
 ``Wire`` moves bytes only: lines are read by ``conformance.harness.lines``,
 answers decoded by the protocol package. It never blocks past its timeout: a
-silent server is a ``WireTimeout``.
+silent server is a ``WireTimeout``. Given ``tls`` (a ``TlsSettings``), a
+``Wire`` makes the TLS handshake on connecting and then moves the bytes inside
+the session (ABP over TLS, docs/spec.md section 9).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from conformance.harness import tls as tls_
 from conformance.harness.timing import TIMEOUT
 from protocol.escape import escape
 
@@ -103,8 +106,10 @@ class Wire:
         name: str,
         timeout: float = TIMEOUT,
         transcript: Transcript | None = None,
+        tls: tls_.TlsSettings | None = None,
     ) -> None:
         self.name = name
+        self.tls = tls
         self.host, self.port = host, port
         self.timeout = timeout
         self.transcript = transcript if transcript is not None else Transcript()
@@ -119,7 +124,19 @@ class Wire:
             raise WireError(f"cannot connect to {self.host}:{self.port}: {exc}") from None
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.transcript.note(self.name, f"connected to {self.host}:{self.port}")
+        if self.tls is not None:
+            self._handshake(self.tls)
         return self
+
+    def _handshake(self, settings: tls_.TlsSettings) -> None:
+        try:
+            self.sock = settings.wrap(self._sock, self.host)
+        except (OSError, tls_.TlsSetupError) as exc:  # ssl.SSLError is an OSError
+            why = tls_.describe(exc)
+            self.transcript.note(self.name, f"TLS handshake failed: {why}")
+            self.close()
+            raise WireError(f"TLS handshake with {self.host}:{self.port} failed: {why}") from None
+        self.transcript.note(self.name, tls_.session_note(self.sock))
 
     def __enter__(self) -> Wire:
         return self.connect() if self.sock is None else self
@@ -144,7 +161,10 @@ class Wire:
             self.transcript.note(self.name, "reset (RST)")
 
     def shutdown_write(self) -> None:
-        """Half-close: the legacy end-of-request signal (ABP-FRAME-5)."""
+        """Half-close: the legacy end-of-request signal (ABP-FRAME-5). TLS has
+        none (a ``close_notify`` ends the session): over TLS a ``WireError``."""
+        if self.tls is not None:
+            raise WireError("TLS has no half-close (docs/spec.md section 9)")
         with contextlib.suppress(OSError):
             self._sock.shutdown(socket.SHUT_WR)
         self.transcript.note(self.name, "half-closed (FIN sent)")

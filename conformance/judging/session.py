@@ -14,6 +14,7 @@
     abp.probe()        health probe after an abusive test (ABP-CONN-6)
     abp.attempts(fn)   retries a timing-sensitive attempt until one is conclusive
     abp.private_server()  a fresh instance from --server-cmd (restart/kill tests)
+    abp.needs_half_close()  skips the test over TLS, which has no half-close
 
 A request is a protocol message (``Find(name)``), sent in the framing the
 server handles, or a raw request line (bytes, no terminator) for requests the
@@ -55,6 +56,7 @@ from conformance.harness.timing import (
     TRICKLE_MARGIN,
     budget,
 )
+from conformance.harness.tls import TlsSettings
 from conformance.harness.wire import Transcript, Wire, WireClosed, WireError, WireTimeout
 from conformance.judging.verdict import fail
 from protocol import (
@@ -201,11 +203,12 @@ class ServerTarget:
     seed: int = 0
     fuzz_examples: int = 50
     idle_timeout: float | None = None  # the server's idle timeout, when known
+    tls: TlsSettings | None = None  # ABP over TLS (a ``tls://`` target)
     quiet_period: float = DEFAULT_QUIET_PERIOD  # the server's (ABP-FRAME-6)
 
     @property
     def address(self) -> str:
-        return format_address(self.host, self.port)
+        return ("tls://" if self.tls else "") + format_address(self.host, self.port)
 
     @property
     def legacy(self) -> bool:
@@ -258,12 +261,14 @@ class ServerSession:
         address: tuple[str, int] | None = None,
         connect_timeout: float | None = None,
         connect: bool = True,
+        tls: TlsSettings | Literal["target"] | None = "target",
     ) -> RawConnection:
         """A new line-framed connection for raw bytes; a failed connect fails
         ``requirement``. ``connect=False`` leaves connecting to the test
-        (``conn.wire.connect()``), say from its own threads."""
+        (``conn.wire.connect()``), say from its own threads. ``tls``: the
+        target's TLS settings, or others (None: plain TCP, even to a TLS port)."""
         host, port = address or (self.target.host, self.target.port)
-        wire = self._wire(host, port)
+        wire = self._wire(host, port, self.target.tls if tls == "target" else tls)
         self._wires.append(wire)
         conn = RawConnection(wire, stall=self.target.stall, margin=self.target.trickle_margin)
         if not connect:
@@ -276,19 +281,27 @@ class ServerSession:
         wire.timeout = self.target.timeout
         return conn
 
-    def _wire(self, host: str, port: int) -> Wire:
+    def _wire(self, host: str, port: int, tls: TlsSettings | None) -> Wire:
         return Wire(
             host,
             port,
             timeout=self.target.timeout,
             transcript=self.transcript,
             name=f"c{len(self._wires) + 1}",
+            tls=tls,
         )
 
     def crowd(self, prefix: str = "m", *, address: tuple[str, int] | None = None) -> Crowd:
         """Many connections driven together."""
         host, port = address or (self.target.host, self.target.port)
-        crowd = Crowd(host, port, self.transcript, prefix=prefix, legacy=self.target.legacy)
+        crowd = Crowd(
+            host,
+            port,
+            self.transcript,
+            prefix=prefix,
+            legacy=self.target.legacy,
+            tls=self.target.tls,
+        )
         self._crowds.append(crowd)
         return crowd
 
@@ -348,7 +361,7 @@ class ServerSession:
             conn.send(data)
             if not self.target.legacy:
                 return conn.read_line(timeout)
-            if own:
+            if own and self.target.tls is None:  # TLS has no half-close: the quiet period
                 conn.shutdown_write()
             return conn.read_legacy(timeout)
         finally:
@@ -473,6 +486,12 @@ class ServerSession:
                 "ABP-CONN-6",
                 f"health probe after the test failed: the server no longer answers ({exc})",
             )
+
+    def needs_half_close(self) -> None:
+        """Skip the test when the target is reached over TLS: a ``close_notify``
+        ends the whole session, so ABP-FRAME-5 does not apply there (spec section 9)."""
+        if self.target.tls is not None:
+            pytest.skip("TLS has no half-close (docs/spec.md section 9): ABP-FRAME-5 is plain TCP")
 
     def attempts(self, attempt: Callable[[], None], tries: int = 3) -> None:
         """Run a timing-sensitive ``attempt`` (split requests) until one is
