@@ -318,7 +318,7 @@ def _sides(record: TestRecord, legacy: bool) -> tuple[list[_Turn], list[_Turn]]:
     return answered, stuck
 
 
-# -- traits of a request line the server closed on
+# -- traits of the request a connection got stuck on
 def _utf8(data: bytes) -> bool:
     try:
         data.decode("utf-8")
