@@ -33,7 +33,8 @@ exit status:
   0  every MUST requirement tested (and every MAY, in the form it takes) is met;
      broken SHOULDs are reported as WARN and do not change it
   1  a MUST is broken (or, with --strict, a SHOULD); with --baseline, one the
-     baseline does not expect, or a test it expects to fail passes
+     baseline does not expect, or a test it expects to fail passes; with
+     --repeat N, also any test whose verdict changed between the N runs
   2  wrong arguments, a target that cannot be reached, or a server command
      that does not start (one line on stderr)
   3  an internal error of the suite (one line; run again with -v for details)
@@ -43,6 +44,7 @@ RUN_EXAMPLES = """\
 examples:
   conformance run                       # against the embedded reference server
   conformance run --server 127.0.0.1:2007
+  conformance run --server 127.0.0.1:2007 --repeat 20   # hunt flaky verdicts
   conformance run --server-cmd './myserver --port {port} --data {tmpdir}/db'
   conformance run --server [::1]:2007 --service counter
   conformance run --server tls://127.0.0.1:2007 --ca ca.pem   # the whole suite over TLS
@@ -163,6 +165,14 @@ def build_parser() -> ProgramParser:
     )
     select.add_argument("--strict", action="store_true", help="a broken SHOULD fails the run")
     select.add_argument(
+        "--repeat",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="run the suite N times against the same target and report every test whose "
+        "verdict changed between runs (exit 1 on any)",
+    )
+    select.add_argument(
         "--test",
         dest="tests",
         action="append",
@@ -275,7 +285,10 @@ def terminate_as_interrupt() -> Iterator[None]:
 
 
 def run_command(args: argparse.Namespace, out: TextIO, argv: Sequence[str] = ()) -> int:
+    from conformance.repeat import Changed, changed_verdicts, repeat
+    from conformance.repeat import render as render_flakes
     from conformance.reports import outputs
+    from conformance.reports.model import EXIT_FAILED
     from conformance.run_suite import RunOptions, UsageProblem, collected_tests, run
 
     client = args.client or args.client_menu
@@ -317,16 +330,26 @@ def run_command(args: argparse.Namespace, out: TextIO, argv: Sequence[str] = ())
         key=args.key,
         tls_client_auth=args.tls_client_auth,
     )
+    flakes: list[Changed] = []
     with terminate_as_interrupt():
-        status, result, pytest_output = run(options, out)
+        if args.repeat > 1:  # the flake hunt: the last run is reported in full
+            results, pytest_output = repeat(lambda: run(options, out), args.repeat, out)
+            flakes = changed_verdicts(results)
+            status, result = 1, results[-1] if results else None
+        else:
+            status, result, pytest_output = run(options, out)
     if result is None:
         return status
     if args.verbose and pytest_output.strip():
         out.write("\npytest's own output:\n" + pytest_output)
     try:
-        return outputs.finish(result, args, list(argv) or ["run"], out, prepared)
+        status = outputs.finish(result, args, list(argv) or ["run"], out, prepared)
     except outputs.ReportProblem as exc:
         raise UsageProblem(str(exc)) from None
+    if args.repeat > 1:
+        out.write(render_flakes(flakes, args.repeat))
+        out.flush()
+    return EXIT_FAILED if flakes else status
 
 
 def list_requirements(args: argparse.Namespace, out: TextIO) -> int:

@@ -17,15 +17,17 @@ on teardown, ``transcript`` and ``transcript_records`` (JSON) of the test's
 from __future__ import annotations
 
 import json
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Sequence
 
 import pytest
 
+from conformance.harness.lines import LineOverflow
 from conformance.harness.timing import TIMEOUT
 from conformance.harness.tls import TlsSettings, TlsSetupError, split_target
-from conformance.harness.wire import Transcript
+from conformance.harness.wire import Transcript, WireError
 from conformance.judging.session import FRAMINGS, SERVICES, ServerSession, ServerTarget
-from conformance.judging.verdict import RequirementFailed
+from conformance.judging.verdict import RequirementFailed, on_the_wire
+from conformance.reports.model import selects
 from protocol import DEFAULT_QUIET_PERIOD, requirements
 from protocol.address import parse_address
 
@@ -168,11 +170,6 @@ def requirement_ids(item: pytest.Item) -> list[str]:
     return ids
 
 
-def selects(wanted: list[str], ids: list[str]) -> bool:
-    """``--abp-requirement`` matching: an exact ID, or a prefix such as ``ABP-FRAME``."""
-    return any(rid == w or rid.startswith(w.rstrip("-") + "-") for w in wanted for rid in ids)
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     known = requirements.catalogue()
     for item in items:
@@ -199,9 +196,19 @@ def transcript_of(item: pytest.Item) -> Transcript | None:
     return transcript if isinstance(transcript, Transcript) else None
 
 
-def failure_text(excinfo: pytest.ExceptionInfo[BaseException]) -> tuple[str, str | None]:
-    """A failure in a few lines, and the requirement it names, if any."""
+def failure_text(
+    excinfo: pytest.ExceptionInfo[BaseException], requirement_ids: Sequence[str] = ()
+) -> tuple[str, str | None]:
+    """A failure in a few lines, and the requirement it names, if any. A send
+    or read that failed outside the session's judging (a ``WireError``) is
+    reported as what it means on the wire, under the test's first requirement."""
     exc = excinfo.value
+    if isinstance(exc, WireError) and requirement_ids:
+        exc = RequirementFailed(requirement_ids[0], on_the_wire(exc))
+    elif isinstance(exc, LineOverflow):  # the framing rule of the service tested
+        counter = any(rid.startswith("ABP-COUNTER") for rid in requirement_ids)
+        framing = "ABP-COUNTER-4" if counter else "ABP-FRAME-1"
+        exc = RequirementFailed(framing, f"the answer is not one line: {exc}")
     if isinstance(exc, RequirementFailed):
         return exc.render(), exc.requirement_id
     entry = excinfo.traceback[-1] if excinfo.traceback else None
@@ -219,7 +226,7 @@ def pytest_runtest_makereport(
     report = yield
     transcript = transcript_of(item)
     if report.failed and call.excinfo is not None:
-        text, failed_id = failure_text(call.excinfo)
+        text, failed_id = failure_text(call.excinfo, requirement_ids(item))
         report.user_properties.append(("failure", text))
         if failed_id:
             report.user_properties.append(("failed_requirement", failed_id))

@@ -40,8 +40,8 @@ from conformance.harness.tls import (
     throwaway_pki,
 )
 from conformance.harness.wire import WireError
-from conformance.plugin import selects
 from conformance.reports import EXIT_INTERNAL, EXIT_USAGE, ResultCollector, RunResult
+from conformance.reports.model import selects
 from protocol import requirements
 from protocol.address import format_address, parse_address
 
@@ -457,6 +457,7 @@ def run(options: RunOptions, out: TextIO) -> tuple[int, RunResult | None, str]:
         strict=options.strict,
         roles=roles,
         complete=not (options.requirements or options.keyword),
+        selected=tuple(options.requirements),
         warnings=collector.warnings,
         stopped_early=collector.stopped_early,
     )

@@ -32,7 +32,26 @@ class WireTimeout(WireError, TimeoutError):
 
 
 class WireClosed(WireError):
-    """The server closed the connection before the expected answer."""
+    """The server closed the connection before the expected answer.
+    ``sending``: found while the suite was sending; ``reset``: by an error
+    (a reset) rather than an end of stream."""
+
+    def __init__(self, message: str, *, sending: bool = False, reset: bool = False) -> None:
+        super().__init__(message)
+        self.sending = sending
+        self.reset = reset
+
+
+#: How much of a long byte string a transcript record or a verdict shows.
+SHOWN_BYTES = 512
+
+
+def shown(data: bytes) -> tuple[bytes, str]:
+    """The first ``SHOWN_BYTES`` of ``data``, and a note saying how long it was
+    when that is not all of it ("" otherwise)."""
+    if len(data) <= SHOWN_BYTES:
+        return data, ""
+    return data[:SHOWN_BYTES], f"{len(data)} bytes, first {SHOWN_BYTES} shown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +84,11 @@ class Transcript:
             if len(self.records) >= self.limit:
                 self.dropped += 1
                 return
-            shown = data if len(data) <= 512 else data[:512]
-            if len(data) > 512:
-                note = (note + "; " if note else "") + f"{len(data)} bytes, first 512 shown"
+            part, cut = shown(data)
+            if cut:
+                note = (note + "; " if note else "") + cut
             self.records.append(
-                Record(time.monotonic() - self.started, channel, direction, shown, note)
+                Record(time.monotonic() - self.started, channel, direction, part, note)
             )
 
     def note(self, channel: str, text: str) -> None:
@@ -183,7 +202,7 @@ class Wire:
             self._sock.sendall(data)
         except OSError as exc:
             self.transcript.note(self.name, f"send failed: {exc}")
-            raise WireClosed(f"send failed: {exc}") from None
+            raise WireClosed(f"send failed: {exc}", sending=True) from None
 
     def recv_chunk(self, timeout: float | None = None) -> bytes:
         """One read: b"" at end of stream; WireTimeout if nothing arrives."""
@@ -195,7 +214,7 @@ class Wire:
             raise WireTimeout("no data before the deadline") from None
         except OSError as exc:
             self.transcript.note(self.name, f"receive failed: {exc}")
-            raise WireClosed(f"connection broken: {exc}") from None
+            raise WireClosed(f"connection broken: {exc}", reset=True) from None
         if data:
             self.transcript.add(self.name, "<<", data)
         else:
