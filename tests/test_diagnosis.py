@@ -7,6 +7,7 @@ produce on demand (a counterexample, two connections served in turn).
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import subprocess
 import sys
@@ -93,7 +94,7 @@ def test_tutorial_run_ends_with_the_diagnosis(
     assert lines[-1].startswith("verdict: FAIL")
     broken = next(n for n, line in enumerate(lines) if line.startswith("broken MUSTs"))
     diagnosis = next(n for n, line in enumerate(lines) if line.startswith("diagnosis: "))
-    counts = next(n for n, line in enumerate(lines) if " tests: " in line)
+    counts = next(n for n, line in enumerate(lines) if re.match(r"\d+ tests: ", line))
     assert broken < diagnosis < counts  # broken list, causes, counts, verdict
     assert "Failures and warnings" not in done.stdout  # -q: table and summary only
     assert "  1. " in lines[diagnosis + 1]
