@@ -3,9 +3,11 @@
 After the run: a table of requirements grouped by spec section, then every
 failure and warning explained (the requirement, expected vs actual, the wire
 transcript with relative timestamps, the one command that reruns just that
-test), the skipped tests with their reasons, and the summary, last. ``quiet``
-keeps the table and the summary only; ``transcripts=False`` leaves the
-transcripts out. Colour only on a terminal, and never with NO_COLOR.
+test), the skipped tests with their reasons, and the summary, last: the
+broken requirements, the likely causes (``conformance.reports.diagnosis``),
+the counts and the verdict. ``quiet`` keeps the table and the summary only;
+``transcripts=False`` leaves the transcripts out. Colour only on a terminal,
+and never with NO_COLOR.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import textwrap
 from collections.abc import Callable
 from typing import TextIO
 
+from conformance.reports.diagnosis import console_lines, diagnose
 from conformance.reports.model import (
+    BLOCKED,
     FAIL,
     PASS,
     SKIP,
@@ -27,7 +31,7 @@ from conformance.reports.model import (
 from conformance.reports.rerun import rerun_command
 from conformance.reports.text import printable
 
-_COLOURS = {PASS: "32", FAIL: "31;1", WARN: "33;1", SKIP: "36", UNTESTED: "35"}
+_COLOURS = {PASS: "32", FAIL: "31;1", WARN: "33;1", SKIP: "36", UNTESTED: "35", BLOCKED: "33"}
 _MARKS = {PASS: ".", FAIL: "F", WARN: "W", SKIP: "s"}
 
 
@@ -123,6 +127,8 @@ def _table(result: RunResult, paint: Painter, verbose: bool) -> list[str]:
         count = f"{len(row.tests)} test" + ("" if len(row.tests) == 1 else "s")
         if row.status == UNTESTED:
             count = "no test in this run"
+        elif row.status == BLOCKED:
+            count += ": failed first on another requirement, not judged"
         out.append(f"  {row.id:<16} {row.level:<6}  {paint.status(row.status, 8)} {count}")
         if verbose:
             out.extend(f"      {nodeid}" for nodeid in row.tests)
@@ -180,6 +186,7 @@ def render(
         out += ["", f"{len(result.warnings)} Python warning(s) raised by the tests (shown with -v)"]
     out += _baseline(result, paint)
     out += _broken(result)
+    out += console_lines(diagnose(result), excerpts=transcripts)
     s = result.summary()
     counts = (
         f"{s['tests']} tests: {s['passed']} passed, {s['failed']} failed, "
