@@ -8,7 +8,7 @@ bounded); ``cli`` maps outcomes to exit codes: 0 OK, 1 ERROR answer,
 """
 
 from reference_client.address import Address, AddressError, parse_address, resolve_address
-from reference_client.diagnosis import describe_unterminated
+from reference_client.arrival import describe_unterminated
 from reference_client.session import Exchange, NetworkError, RawResult, Session
 from reference_client.trace import Tracer
 
