@@ -448,8 +448,8 @@ def run_menu(args: argparse.Namespace, session: Session) -> int:
     return Shell(session, sys.stdin, sys.stdout, sys.stderr).run()
 
 
-def run_console(args: argparse.Namespace, session: Session) -> int:
-    from reference_client.console import Console
+def run_interactive(args: argparse.Namespace, session: Session) -> int:
+    from reference_client.interactive import Console
 
     session.keep_open = True
     return Console(session, wait=args.wait, json_output=args.json).run()
@@ -518,7 +518,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _utf8_streams()
     args = build_parser().parse_args(argv)
     handlers: dict[str | None, Callable[[argparse.Namespace, Session], int]] = {
-        None: run_console,
+        None: run_interactive,
         "shell": run_menu,
         "raw": run_raw,
         "proxy": run_proxy,
