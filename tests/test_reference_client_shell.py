@@ -160,6 +160,10 @@ def test_ctrl_c_cancels_the_line_and_ctrl_d_leaves(server: ServerProcess, tmp_pa
     try:
         prompt(child, port)
         child.send("add never-sent 1 Road")
+        # Once echoed, readline has the line and waits for more: a Ctrl-C in
+        # the instant between its prompt and its wait would go unseen until
+        # the next key (CPython's readline loop), which no person can hit.
+        child.expect_exact("add never-sent 1 Road")
         child.sendintr()
         prompt(child, port)
         child.sendline("fnd never-sent")
@@ -224,7 +228,7 @@ def test_piped_commands_run_without_prompt_or_colour(server: ServerProcess) -> N
 
 
 def test_history_path_follows_xdg(tmp_path: Path) -> None:
-    from reference_client.console import history_path
+    from reference_client.interactive import history_path
 
     assert history_path({"XDG_STATE_HOME": str(tmp_path)}) == tmp_path / "abp-client" / "history"
     home = Path(os.path.expanduser("~"))
@@ -247,7 +251,7 @@ def test_history_path_follows_xdg(tmp_path: Path) -> None:
     ],
 )
 def test_parse_line(line: str, parsed: tuple[str, str, str]) -> None:
-    from reference_client.console import parse_line
+    from reference_client.interactive import parse_line
 
     assert parse_line(line) == parsed
 
@@ -264,7 +268,7 @@ def test_parse_line(line: str, parsed: tuple[str, str, str]) -> None:
     ],
 )
 def test_parse_line_refuses(line: str, words: str) -> None:
-    from reference_client.console import UsageError, parse_line
+    from reference_client.interactive import UsageError, parse_line
 
     with pytest.raises(UsageError, match=words):
         parse_line(line)
