@@ -20,6 +20,7 @@ from collections.abc import Generator, Iterator
 
 import pytest
 
+from conformance.harness.process import ServerOutlived
 from conformance.harness.timing import TIMEOUT
 from conformance.harness.wire import Transcript
 from conformance.judging.session import FRAMINGS, SERVICES, ServerSession, ServerTarget
@@ -28,6 +29,10 @@ from protocol import requirements
 from protocol.address import parse_address
 
 MARKER = "requirement"
+#: A user property: the reason a test stopped the whole run (its exception's text).
+STOP_RUN = "stop_run"
+#: Exceptions that make every further verdict meaningless: the run stops there.
+STOPS_THE_RUN: tuple[type[BaseException], ...] = (ServerOutlived,)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -160,10 +165,15 @@ def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """Puts into ``report.user_properties`` what the reports need: on a failed
-    phase the failure text and the failed requirement; on teardown (where the
+    phase the failure text and the failed requirement (and ``stop_run``
+    when the exception makes the rest of the run meaningless); on teardown (where the
     transcript is complete) the transcript, rendered and as JSON records."""
     report = yield
     transcript = transcript_of(item)
+    if call.excinfo is not None and isinstance(call.excinfo.value, STOPS_THE_RUN):
+        reason = str(call.excinfo.value)
+        report.user_properties.append((STOP_RUN, reason))
+        item.session.shouldstop = reason  # xdist passes it on to the controller
     if report.failed and call.excinfo is not None:
         text, failed_id = failure_text(call.excinfo)
         report.user_properties.append(("failure", text))

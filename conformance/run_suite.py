@@ -30,10 +30,15 @@ from typing import Any, TextIO
 import pytest
 
 from conformance.harness import probe as framing
-from conformance.harness.process import ServerProcess, ServerStartError, reference_server_command
+from conformance.harness.process import (
+    ServerOutlived,
+    ServerProcess,
+    ServerStartError,
+    reference_server_command,
+)
 from conformance.harness.timing import EMBEDDED_IDLE_TIMEOUT, TIMEOUT, budget
 from conformance.harness.wire import WireError
-from conformance.plugin import selects
+from conformance.plugin import STOP_RUN, selects
 from conformance.reports import EXIT_INTERNAL, EXIT_USAGE, ResultCollector, RunResult
 from protocol import requirements
 from protocol.address import format_address, parse_address
@@ -208,13 +213,20 @@ def server_under_test(
         out.write(f"starting the server: {shlex.join(argv)}\n")
         try:
             process.start()
-        except ServerStartError as exc:
-            process.close()
+        except (ServerStartError, ServerOutlived) as exc:
+            with contextlib.suppress(ServerOutlived):
+                process.close()
             raise UsageProblem(_one_line(str(exc))) from None
         try:
             yield process.host, process.port, template, process
-        finally:
+        except BaseException:
+            with contextlib.suppress(ServerOutlived):  # the first problem is the one to show
+                process.close()
+            raise
+        try:
             process.close()
+        except ServerOutlived as exc:
+            raise UsageProblem(str(exc)) from None
 
 
 def _one_line(text: str) -> str:
@@ -306,7 +318,9 @@ def run(options: RunOptions, out: TextIO) -> tuple[int, RunResult | None, str]:
             process = server[3]
         target.update(seed=options.seed, workers=options.workers)
         extra += _common_args(options)
-        code, collector, output = _pytest(test_dir, options.workers, extra, out)
+        code, collector, output, stopped = _pytest(test_dir, options.workers, extra, out)
+        if stopped:  # a test found the target unfit to judge (ServerOutlived...)
+            raise UsageProblem(stopped)
         if process is not None and not process.running:
             status = process.process.returncode if process.process else None
             out.write(f"note: the server process exited during the run (status {status})\n")
@@ -329,19 +343,34 @@ def run(options: RunOptions, out: TextIO) -> tuple[int, RunResult | None, str]:
         raise SuiteProblem(str(exc), details) from None
 
 
+class _RunStopper:
+    """A pytest plugin object: the first reason a test gave to stop the run."""
+
+    def __init__(self) -> None:
+        self.reason = ""
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        for key, value in report.user_properties:
+            if key == STOP_RUN and not self.reason:
+                self.reason = str(value)
+
+
 def _pytest(
     test_dir: Path, workers: int, extra: list[str], out: TextIO
-) -> tuple[int, ResultCollector, str]:
+) -> tuple[int, ResultCollector, str, str]:
+    """pytest's exit status, the results, its own output, and why a test
+    stopped the run ("" when none did)."""
     from conformance.reports.console import Progress
 
     progress: Progress | None = None
     collector = ResultCollector(lambda record: progress.update(record) if progress else None)
     progress = Progress(out, lambda: collector.total)
+    stopper = _RunStopper()
     args = [*base_args(test_dir, workers), *extra, str(test_dir)]
     with quiet_pytest() as buffer:
-        code = int(pytest.main(args, plugins=[collector]))
+        code = int(pytest.main(args, plugins=[collector, stopper]))
     progress.finish()
-    return code, collector, buffer.getvalue()
+    return code, collector, buffer.getvalue(), stopper.reason
 
 
 def _exit_status(

@@ -23,6 +23,10 @@ PROCESS_READY = 10.0
 #: How long a process may take to exit after SIGTERM (or SIGKILL) before the
 #: next step; also the bound on joining the suite's own threads.
 PROCESS_EXIT = 5.0
+#: How long a stopped server's port may still accept connections once its
+#: process group is killed (the kernel closes a dead process's sockets at
+#: once: margin for a busy machine). Accepting past it, the server daemonised.
+PORT_RELEASE = 2.0
 #: One connect attempt while waiting for a process to listen.
 CONNECT_ATTEMPT = 0.2
 #: How often a wait on a condition looks again.
