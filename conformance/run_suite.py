@@ -261,11 +261,11 @@ def _server_args(
     address = _show((host, port))
     out.write(f"ABP/1 conformance: {options.service} server at {address}\n")
     chosen, how = options.framing, "given with --framing"
+    try:  # whatever the framing, a target that is no ABP/1 server stops here (exit 2)
+        found = framing.detect(host, port, service=options.service, timeout=options.timeout)
+    except WireError as exc:
+        raise UsageProblem(str(exc)) from None
     if options.framing == "auto":
-        try:
-            found = framing.detect(host, port, service=options.service, timeout=options.timeout)
-        except WireError as exc:
-            raise UsageProblem(str(exc)) from None
         chosen, how = found.framing or framing.LINE, found.reason
         out.write(found.describe() + "\n")
     embedded = process is not None and options.server_cmd is None
