@@ -13,6 +13,9 @@
              has passed, so that a suite that only watches the PID sees a
              live server at start)
 
+``--honest N``: the first N connections get ``OK`` to every line, so that the
+attack starts after the suite's readiness check and framing probe (N=2).
+
 The suite must survive each of them in bounded time and memory, with a
 verdict (or exit 2 from its probe), and leave no process behind. Like the
 rest of the corpus, they do not use the ``protocol`` package; one thread per
@@ -29,7 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from protocol.program import ProgramParser, host_name, port_number
+from protocol.program import ProgramParser, host_name, non_negative_int, port_number
 
 PROG = "python -m conformance.corpus.hostile"
 CHUNK = 65536
@@ -86,20 +89,31 @@ KINDS: dict[str, Callable[[socket.socket], None]] = {
 }
 
 
+def _honest(conn: socket.socket) -> None:
+    pending = b""
+    while data := conn.recv(CHUNK):
+        pending += data
+        lines = pending.count(b"\n")
+        pending = pending[pending.rfind(b"\n") + 1 :]
+        conn.sendall(b"OK\n" * lines)
+
+
 def _serve_one(handler: Callable[[socket.socket], None], conn: socket.socket) -> None:
     with conn, contextlib.suppress(OSError):
         handler(conn)
 
 
-def serve(kind: str, host: str, port: int) -> None:
-    handler = KINDS[kind]
+def serve(kind: str, host: str, port: int, honest: int = 0) -> None:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as listener:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind((host, port))
         listener.listen(128)
+        served = 0
         while True:
             conn, _ = listener.accept()
+            served += 1
+            handler = _honest if served <= honest else KINDS[kind]
             threading.Thread(target=_serve_one, args=(handler, conn), daemon=True).start()
 
 
@@ -128,11 +142,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("kind", choices=[*KINDS, "daemon"], help="which attack")
     parser.add_argument("--host", type=host_name, default="127.0.0.1")
     parser.add_argument("--port", type=port_number(allow_zero=False), required=True)
+    parser.add_argument(
+        "--honest", type=non_negative_int, default=0, metavar="N", help="answer N connections first"
+    )
     args = parser.parse_args(argv)
     if args.kind == "daemon":
         return daemonise(args.host, args.port)
     try:
-        serve(args.kind, args.host, args.port)
+        serve(args.kind, args.host, args.port, args.honest)
     except OSError as exc:
         print(f"{PROG}: error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
