@@ -2,8 +2,10 @@
 
 Registered through the ``pytest11`` entry point, so ``pytest --abp-server
 HOST:PORT --pyargs conformance.suites.server`` works as well as ``conformance
-run``. Without ``--abp-server`` it stays inert (the project's own tests load it
-too).
+run``. Collecting a conformance suite without its target (``--abp-server``;
+``--abp-client`` or ``--abp-client-menu`` for the client suite) is a usage
+error, so that a CI job that forgets the flag is not green; any other test
+(the project's own tests load the plugin too) is left alone.
 
 What reaches the reports, through ``report.user_properties`` (which xdist
 carries to the controlling process): ``requirements`` (the marker's IDs, on
@@ -37,18 +39,58 @@ STOPS_THE_RUN: tuple[type[BaseException], ...] = (ServerOutlived,)
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("abp", "ABP/1 conformance")
-    group.addoption("--abp-server", metavar="HOST:PORT", help="the ABP/1 server under test")
+    group.addoption(
+        "--abp-server",
+        metavar="HOST:PORT",
+        help="the ABP/1 server under test; required to run conformance.suites.server"
+        " or conformance.suites.counter",
+    )
     group.addoption(
         "--abp-server-cmd",
         metavar="TEMPLATE",
         help="how to start the server ({port}, {host}, {tmpdir}); unlocks restart/kill tests",
     )
-    group.addoption("--abp-service", choices=SERVICES, default="abp")
-    group.addoption("--abp-framing", choices=FRAMINGS, default="line")
-    group.addoption("--abp-timeout", type=float, default=TIMEOUT, metavar="S")
-    group.addoption("--abp-seed", type=int, default=0, metavar="N")
-    group.addoption("--abp-fuzz-examples", type=int, default=50, metavar="N")
-    group.addoption("--abp-idle-timeout", type=float, default=None, metavar="S")
+    group.addoption(
+        "--abp-service",
+        choices=SERVICES,
+        default="abp",
+        help="the service the server runs: abp (the address book) or counter (default: abp)",
+    )
+    group.addoption(
+        "--abp-framing",
+        choices=FRAMINGS,
+        default="line",
+        help="the framing the server handles: line (ABP/1) or legacy (the tutorial's, no LF)"
+        " (default: line)",
+    )
+    group.addoption(
+        "--abp-timeout",
+        type=float,
+        default=TIMEOUT,
+        metavar="S",
+        help=f"bound on every wait for an answer, in seconds (default: {TIMEOUT:g})",
+    )
+    group.addoption(
+        "--abp-seed",
+        type=int,
+        default=0,
+        metavar="N",
+        help="seed of the generated names and fuzzing (default: 0)",
+    )
+    group.addoption(
+        "--abp-fuzz-examples",
+        type=int,
+        default=50,
+        metavar="N",
+        help="examples per fuzz test (default: 50)",
+    )
+    group.addoption(
+        "--abp-idle-timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="the idle timeout the server was started with; unlocks the idle-timeout test",
+    )
     group.addoption(
         "--abp-requirement",
         action="append",
@@ -81,11 +123,45 @@ def pytest_configure(config: pytest.Config) -> None:
         settings.load_profile("abp-conformance")
 
 
+#: The suites that judge a server, and the one that judges a client: what each needs.
+SERVER_SUITES = ("conformance.suites.server", "conformance.suites.counter")
+CLIENT_SUITE = "conformance.suites.client"
+
+
+def _module_of(item: pytest.Item) -> str:
+    module = getattr(item, "module", None)
+    return str(getattr(module, "__name__", ""))
+
+
+def _check_target_given(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A conformance suite collected with nothing to judge is a usage error
+    (exit 4), not a run of skips that exits 0; collecting only is fine
+    (``conformance list``), and so is any other test (this project's own)."""
+    if config.option.collectonly:
+        return
+    modules = {_module_of(item) for item in items}
+
+    def collected(package: str) -> bool:
+        return any(m == package or m.startswith(package + ".") for m in modules)
+
+    if any(collected(p) for p in SERVER_SUITES) and not config.getoption("--abp-server"):
+        raise pytest.UsageError(
+            "the ABP/1 server suite needs --abp-server HOST:PORT (the server under test);"
+            " see the 'ABP/1 conformance' options in pytest --help"
+        )
+    wants_client = ("--abp-client", "--abp-client-menu")
+    if collected(CLIENT_SUITE) and not any(config.getoption(o) for o in wants_client):
+        raise pytest.UsageError(
+            "the ABP/1 client suite needs --abp-client TEMPLATE or --abp-client-menu TEMPLATE"
+            " (the client under test); see the 'ABP/1 conformance' options in pytest --help"
+        )
+
+
 @pytest.fixture(scope="session")
 def abp_target(pytestconfig: pytest.Config) -> ServerTarget:
     address = pytestconfig.getoption("--abp-server")
     if not address:
-        pytest.skip("no --abp-server given")
+        pytest.skip("no --abp-server HOST:PORT given")
     host, port = parse_address(address)
     return ServerTarget(
         host,
@@ -125,6 +201,7 @@ def selects(wanted: list[str], ids: list[str]) -> bool:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    _check_target_given(config, items)
     known = requirements.catalogue()
     for item in items:
         ids = requirement_ids(item)
