@@ -27,7 +27,7 @@ from conformance.harness.timing import TIMEOUT
 from conformance.harness.wire import Transcript
 from conformance.judging.session import FRAMINGS, SERVICES, ServerSession, ServerTarget
 from conformance.judging.verdict import RequirementFailed
-from protocol import requirements
+from protocol import DEFAULT_QUIET_PERIOD, requirements
 from protocol.address import parse_address
 
 MARKER = "requirement"
@@ -90,6 +90,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         metavar="S",
         help="the idle timeout the server was started with; unlocks the idle-timeout test",
+    )
+    group.addoption(
+        "--abp-quiet-period",
+        type=float,
+        default=DEFAULT_QUIET_PERIOD,
+        metavar="S",
+        help="the server's quiet period, which ends an unterminated request"
+        f" (default: {DEFAULT_QUIET_PERIOD:g})",
     )
     group.addoption(
         "--abp-requirement",
@@ -173,6 +181,7 @@ def abp_target(pytestconfig: pytest.Config) -> ServerTarget:
         seed=pytestconfig.getoption("--abp-seed"),
         fuzz_examples=pytestconfig.getoption("--abp-fuzz-examples"),
         idle_timeout=pytestconfig.getoption("--abp-idle-timeout"),
+        quiet_period=pytestconfig.getoption("--abp-quiet-period"),
     )
 
 

@@ -79,11 +79,14 @@ class RunOptions:
     seed: int = 0
     fuzz_examples: int | None = None
     idle_timeout: float | None = None
+    quiet_period: float | None = None  # the server's, when not the spec's default
     strict: bool = False
     verbose: bool = False
     client: str | None = None
     client_menu: str | None = None
     listen: str | None = None
+    maxfail: int | None = None  # stop after this many failing tests
+    tests: list[str] = field(default_factory=list)  # node ids, as the reports show them
 
 
 def suite_dir(package: str) -> Path:
@@ -275,6 +278,8 @@ def _server_args(
         args += ["--abp-server-cmd", template]
     if idle is not None:
         args += ["--abp-idle-timeout", f"{idle:g}"]
+    if options.quiet_period is not None:
+        args += ["--abp-quiet-period", f"{options.quiet_period:g}"]
     target.update(
         address=address,
         service=options.service,
@@ -296,7 +301,24 @@ def _common_args(options: RunOptions) -> list[str]:
         args += ["--abp-requirement", rid]
     if options.keyword:
         args += ["-k", options.keyword]
+    if options.maxfail:
+        args += ["--maxfail", str(options.maxfail)]
     return args
+
+
+def test_paths(test_dir: Path, tests: Sequence[str]) -> list[str]:
+    """``--test`` ids (relative to the rootdir) as pytest arguments, or the suite."""
+    if not tests:
+        return [str(test_dir)]
+    root = test_dir.parents[2]
+    paths = []
+    for nodeid in tests:
+        path, sep, rest = nodeid.partition("::")
+        where = (root / path).resolve()
+        if not where.is_relative_to(test_dir.resolve()) or not where.is_file():
+            raise UsageProblem(f"--test {nodeid}: no such test file in {test_dir.name}'s suite")
+        paths.append(str(where) + sep + rest)
+    return paths
 
 
 def run(options: RunOptions, out: TextIO) -> tuple[int, RunResult | None, str]:
@@ -305,6 +327,7 @@ def run(options: RunOptions, out: TextIO) -> tuple[int, RunResult | None, str]:
     check_keyword(options.keyword)
     package, roles = SUITES[options.service]
     test_dir = suite_dir(package)
+    paths = test_paths(test_dir, options.tests)  # before any server starts
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     clock = time.monotonic()
     target: dict[str, Any] = {"suite": package}
@@ -318,7 +341,7 @@ def run(options: RunOptions, out: TextIO) -> tuple[int, RunResult | None, str]:
             process = server[3]
         target.update(seed=options.seed, workers=options.workers)
         extra += _common_args(options)
-        code, collector, output, stopped = _pytest(test_dir, options.workers, extra, out)
+        code, collector, output, stopped = _pytest(test_dir, options.workers, extra, out, paths)
         if stopped:  # a test found the target unfit to judge (ServerOutlived...)
             raise UsageProblem(stopped)
         if process is not None and not process.running:
@@ -335,6 +358,7 @@ def run(options: RunOptions, out: TextIO) -> tuple[int, RunResult | None, str]:
         roles=roles,
         complete=not (options.requirements or options.keyword),
         warnings=collector.warnings,
+        stopped_early=collector.stopped_early,
     )
     try:
         return _exit_status(code, collector, result, options, output), result, output
@@ -356,7 +380,7 @@ class _RunStopper:
 
 
 def _pytest(
-    test_dir: Path, workers: int, extra: list[str], out: TextIO
+    test_dir: Path, workers: int, extra: list[str], out: TextIO, paths: Sequence[str] = ()
 ) -> tuple[int, ResultCollector, str, str]:
     """pytest's exit status, the results, its own output, and why a test
     stopped the run ("" when none did)."""
@@ -366,7 +390,7 @@ def _pytest(
     collector = ResultCollector(lambda record: progress.update(record) if progress else None)
     progress = Progress(out, lambda: collector.total)
     stopper = _RunStopper()
-    args = [*base_args(test_dir, workers), *extra, str(test_dir)]
+    args = [*base_args(test_dir, workers), *extra, *(paths or [str(test_dir)])]
     with quiet_pytest() as buffer:
         code = int(pytest.main(args, plugins=[collector, stopper]))
     progress.finish()
@@ -398,7 +422,20 @@ def _exit_status(
     return result.exit_code()
 
 
-# -- conformance list
+# -- conformance list, and the baselines' test entries
+def collected_tests(service: str) -> list[str]:
+    """Every test id of a suite, as the reports show them (by collecting it)."""
+    package, _ = SUITES[service]
+    test_dir = suite_dir(package)
+    collector = ResultCollector()
+    args = [*base_args(test_dir, 0), "--collect-only", str(test_dir)]
+    with quiet_pytest():
+        code = pytest.main(args, plugins=[collector])
+    if collector.collection_errors or code not in (0, pytest.ExitCode.NO_TESTS_COLLECTED):
+        raise SuiteProblem(f"the tests of {package} failed to load")
+    return [item.nodeid for item in collector.items]
+
+
 def covering_tests(services: Sequence[str]) -> dict[str, list[str]]:
     """requirement ID -> the test ids that name it, by collecting the suites."""
     covered: dict[str, list[str]] = {}

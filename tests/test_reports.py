@@ -149,7 +149,15 @@ def test_exit_code(outcomes: list[str], strict: bool, code: int) -> None:
 def test_summary_counts() -> None:
     outcomes = [PASS, PASS, FAIL, WARN, SKIP]
     result = RunResult([record(f"t{n}", [MUST], o) for n, o in enumerate(outcomes)])
-    assert result.summary() == {"tests": 5, "passed": 2, "failed": 1, "warned": 1, "skipped": 1}
+    assert result.summary() == {
+        "tests": 5,
+        "passed": 2,
+        "failed": 1,
+        "warned": 1,
+        "skipped": 1,
+        "expected": 0,
+        "unexpected_passes": 0,
+    }
 
 
 # -- hostile bytes from a server

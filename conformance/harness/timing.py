@@ -38,7 +38,8 @@ POLL = 0.01
 #: default quiet period (ABP-FRAME-6).
 LEGACY_QUIET = 0.1
 #: The longest pause between the pieces of a split request that still makes
-#: them one request: half the protocol's quiet period (ABP-FRAME-6).
+#: them one request: half the protocol's default quiet period (ABP-FRAME-6);
+#: less for a server whose quiet period is shorter (``--quiet-period``).
 TRICKLE_MARGIN = 0.05
 #: The glance after each piece of a split request for an early answer: short,
 #: so that the pieces stay well within ``TRICKLE_MARGIN`` of each other.

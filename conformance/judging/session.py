@@ -18,7 +18,10 @@
 A request is a protocol message (``Find(name)``), sent in the framing the
 server handles, or a raw request line (bytes, no terminator) for requests the
 protocol refuses to build. An expected answer is an ``Ok``, an ``Error``
-(``no_entry(name)``...) or ``ANY_OK`` (``OK`` or ``OK: TEXT``). ``by`` says
+(``no_entry(name)``...), ``ANY_OK`` (``OK`` or ``OK: TEXT``) or ``AnyOf``
+(any of several errors). An ``Error`` expected for a raw line stands for every
+error that applies to that line (``applicable_errors``, spec section 4): a
+server may check the rules in any order. ``by`` says
 how an answer is compared: ``"bytes"`` for the tests of the form of answers
 (sections 2, 4, 7), ``"meaning"`` for the others, so that a server answering
 in free text like the tutorial's still gets its semantics judged
@@ -44,10 +47,18 @@ from conformance.harness.crowd import Crowd
 from conformance.harness.lines import LineOverflow
 from conformance.harness.process import ServerProcess, ServerStartError
 from conformance.harness.raw import Inconclusive, RawConnection, Unterminated
-from conformance.harness.timing import HOLDUP, STALL, STALL_LEGACY, TIMEOUT, budget
+from conformance.harness.timing import (
+    HOLDUP,
+    STALL,
+    STALL_LEGACY,
+    TIMEOUT,
+    TRICKLE_MARGIN,
+    budget,
+)
 from conformance.harness.wire import Transcript, Wire, WireClosed, WireError, WireTimeout
 from conformance.judging.verdict import fail
 from protocol import (
+    DEFAULT_QUIET_PERIOD,
     Add,
     ClientConnection,
     Error,
@@ -59,7 +70,13 @@ from protocol import (
     Response,
 )
 from protocol.address import format_address
-from protocol.codec import NO_ENTRY_FOR, decode_response, encode_response, line_content
+from protocol.codec import (
+    NO_ENTRY_FOR,
+    applicable_errors,
+    decode_response,
+    encode_response,
+    line_content,
+)
 
 FRAMINGS = ("line", "legacy")
 SERVICES = ("abp", "counter")
@@ -90,13 +107,38 @@ class AnyOk:
 
 
 ANY_OK = AnyOk()
-Expected = Ok | Error | AnyOk
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    """Expected answer: any one of ``errors``. Section 4: "When a line breaks
+    more than one rule ..., any of the errors that apply is a conforming
+    answer" (``protocol.codec.applicable_errors``), in whatever order the
+    server checks them."""
+
+    errors: frozenset[Error]
+
+    def __repr__(self) -> str:
+        return " or ".join(sorted(repr(error) for error in self.errors))
+
+
+Expected = Ok | Error | AnyOk | AnyOf
+
+
+def allowed_errors(line: bytes, expected: Error) -> Error | AnyOf:
+    """``expected``, widened to every error that applies to the request
+    ``line`` (terminator removed) when it is one of them: a test names the
+    reference's answer, a server may give any applicable one."""
+    errors = applicable_errors(line)
+    return AnyOf(errors) if expected in errors and len(errors) > 1 else expected
 
 
 def wire_form(answer: object) -> object:
     """How an answer is shown in a failure: its bytes on the wire when it has them."""
     if isinstance(answer, Ok | Error):
         return encode_response(answer)
+    if isinstance(answer, AnyOf):
+        return b" or ".join(sorted(encode_response(error) for error in answer.errors))
     if isinstance(answer, LegacyReply):
         return answer.text.encode("utf-8", "surrogateescape")
     return answer
@@ -106,6 +148,8 @@ def form_requirement(expected: object) -> str:
     """The section-4 requirement that fixes the form of an expected answer."""
     if isinstance(expected, AnyOk):
         return "ABP-RESP-1"
+    if isinstance(expected, AnyOf):
+        return "ABP-RESP-3"
     if isinstance(expected, Ok):
         return "ABP-RESP-2"
     if isinstance(expected, Error) and expected.text.startswith(NO_ENTRY_FOR):
@@ -118,6 +162,8 @@ def line_matches(expected: Expected, line: bytes) -> bool:
     answer; any ``OK`` form for ``ANY_OK``."""
     if isinstance(expected, AnyOk):
         return isinstance(decode(line), Ok)
+    if isinstance(expected, AnyOf):
+        return line.endswith(b"\n") and decode(line) in expected.errors
     return line.endswith(b"\n") and line_content(line) == line_content(encode_response(expected))
 
 
@@ -129,6 +175,8 @@ def same_meaning(expected: object, actual: object, stored: Collection[str] = ())
     command errors have no other form: they never match loosely."""
     if isinstance(expected, AnyOk):
         return isinstance(actual, Ok | LegacyReply)
+    if isinstance(expected, AnyOf):
+        return actual in expected.errors
     if isinstance(expected, Ok):
         return isinstance(actual, Ok | LegacyReply) and actual.text == expected.text
     if isinstance(expected, Error) and expected.text.startswith(NO_ENTRY_FOR):
@@ -153,6 +201,7 @@ class ServerTarget:
     seed: int = 0
     fuzz_examples: int = 50
     idle_timeout: float | None = None  # the server's idle timeout, when known
+    quiet_period: float = DEFAULT_QUIET_PERIOD  # the server's (ABP-FRAME-6)
 
     @property
     def address(self) -> str:
@@ -168,6 +217,12 @@ class ServerTarget:
         """How long part of an answer may wait for its LF (a server known to
         answer with no LF is not given long)."""
         return budget(STALL_LEGACY if self.legacy else STALL, self.timeout)
+
+    @property
+    def trickle_margin(self) -> float:
+        """The longest pause between the pieces of one split request: half
+        the server's quiet period, which the server may take for its end."""
+        return min(TRICKLE_MARGIN, self.quiet_period / 2)
 
     @property
     def holdup_bound(self) -> float:
@@ -210,7 +265,7 @@ class ServerSession:
         host, port = address or (self.target.host, self.target.port)
         wire = self._wire(host, port)
         self._wires.append(wire)
-        conn = RawConnection(wire, stall=self.target.stall)
+        conn = RawConnection(wire, stall=self.target.stall, margin=self.target.trickle_margin)
         if not connect:
             return conn
         wire.timeout = connect_timeout if connect_timeout is not None else self.target.timeout
@@ -313,7 +368,11 @@ class ServerSession:
         timeout: float | None = None,
     ) -> bytes:
         """Fail ``requirement`` unless ``request`` is answered ``expected``,
-        compared ``by="bytes"`` (a CR before the LF aside) or ``by="meaning"``."""
+        compared ``by="bytes"`` (a CR before the LF aside) or ``by="meaning"``.
+        An error expected for a raw request line stands for every error that
+        applies to that line (section 4; ``allowed_errors``)."""
+        if isinstance(request, bytes) and isinstance(expected, Error):
+            expected = allowed_errors(request, expected)
         line = self.answer(requirement, request, conn=conn, address=address, timeout=timeout)
         if line_matches(expected, line):
             return line

@@ -5,9 +5,16 @@ random ``add``/``rem``/``fnd`` (and pipelined batches of them) over several
 connections and compare each answer with a dict. Every example draws a small
 pool of names (any Unicode the schema allows) made unique by ``abp.name()``,
 so examples never see each other's entries, nor other tests'.
+
+A connection is opened when a rule first uses it, and opened again when it
+sat unused for half the server's idle timeout (``--idle-timeout``): a server
+may close an idle connection (ABP-CONN-7), and a slow example must not take
+that for a wrong answer.
 """
 
 from __future__ import annotations
+
+import time
 
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
@@ -41,12 +48,25 @@ def book_machine(abp: ServerSession) -> type[RuleBasedStateMachine]:
             self.model: dict[str, str] = {}
             self.pool: list[str] = []
             self.conns: list[RawConnection | None] = [None] * CONNECTIONS
+            self.used = [0.0] * CONNECTIONS  # when each connection last had an answer
 
         @initialize(suffixes=st.lists(names(max_size=3), min_size=POOL, max_size=POOL))
         def pick_names(self, suffixes: list[str]) -> None:
             self.pool = [f"{abp.name('sm')}/{suffix}" for suffix in suffixes]
-            if not abp.target.legacy:  # legacy framing: one connection per request
-                self.conns = [abp.raw("ABP-CONN-1") for _ in range(CONNECTIONS)]
+
+        def connection(self, conn: int) -> RawConnection | None:
+            """Connection ``conn``, opened now if it is not open or may have
+            idled out; None in legacy framing (one connection per request)."""
+            if abp.target.legacy:
+                return None
+            old = self.conns[conn]
+            idle = abp.target.idle_timeout
+            stale = idle is not None and time.monotonic() - self.used[conn] > idle / 2
+            if old is None or stale:
+                if old is not None:
+                    old.close()
+                self.conns[conn] = old = abp.raw("ABP-CONN-1")
+            return old
 
         def expected(self, request: Request) -> Expected:
             """The model's answer, and the model updated as the server must be."""
@@ -68,9 +88,10 @@ def book_machine(abp: ServerSession) -> type[RuleBasedStateMachine]:
                 request,
                 want,
                 f"{request!r} on connection {conn}: the answer disagrees with the model book",
-                conn=self.conns[conn],
+                conn=self.connection(conn),
                 by="meaning",
             )
+            self.used[conn] = time.monotonic()
 
         @rule(slot=_slot, conn=_conn, entry=_entry)
         def add(self, slot: int, conn: int, entry: str) -> None:
@@ -97,12 +118,13 @@ def book_machine(abp: ServerSession) -> type[RuleBasedStateMachine]:
                     request = Remove(name)
                 requests.append(request)
             wanted = [self.expected(request) for request in requests]
-            target = self.conns[conn]
+            target = self.connection(conn)
             assert target is not None
             target.send(b"".join(encode_request(request) for request in requests))
             abp.expect_lines(
                 "ABP-CONN-2", target, wanted, f"{len(requests)} pipelined requests vs the model"
             )
+            self.used[conn] = time.monotonic()
 
         @precondition(lambda self: not abp.target.legacy)
         @rule(conn=_conn)
@@ -111,6 +133,7 @@ def book_machine(abp: ServerSession) -> type[RuleBasedStateMachine]:
             if old is not None:
                 old.close()
             self.conns[conn] = abp.raw("ABP-CONN-1")
+            self.used[conn] = time.monotonic()
 
         def teardown(self) -> None:
             abp.close()

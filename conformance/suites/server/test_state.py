@@ -15,7 +15,6 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from conformance.harness.raw import RawConnection
 from conformance.judging.fuzz import (
-    allowed_refusals,
     expected_refusal,
     fresh_example,
     fuzz_settings,
@@ -27,7 +26,13 @@ from conformance.judging.session import ANY_OK, ServerSession, decode
 from conformance.judging.stateful import book_machine
 from conformance.judging.verdict import fail
 from protocol import MAX_REQUEST_LINE, Add, Find, InvalidRequest, Ok
-from protocol.codec import encode_request, encode_response, line_content, no_entry
+from protocol.codec import (
+    applicable_errors,
+    encode_request,
+    encode_response,
+    line_content,
+    no_entry,
+)
 from protocol.strategies import byte_streams, entries, malformed_lines, names
 
 
@@ -77,7 +82,9 @@ def test_malformed_lines_get_the_standard_error_and_keep_the_connection(
     ABP-CONN-3: "An error response MUST NOT close the connection". Lines from
     ``protocol.strategies.malformed_lines()``: unknown commands, no colon,
     empty names, NUL, invalid UTF-8. A wrong answer fails the requirement
-    that names the line's condition (ABP-REQ-9, ABP-FRAME-12, ...)."""
+    that names the line's condition (ABP-REQ-9, ABP-FRAME-12, ...); a line that
+    breaks several rules may get any error that applies (section 4:
+    ``abp.expect`` widens the reference's error to ``applicable_errors``)."""
 
     @given(line=malformed_lines())
     def malformed(line: bytes) -> None:
@@ -113,13 +120,13 @@ def test_malformed_lines_get_the_standard_error_and_keep_the_connection(
 def check_stream_answers(
     abp: ServerSession, conn: RawConnection, stream: bytes, sentinel: str
 ) -> None:
-    """Every line of ``stream`` gets one answer in order: a standard error for
-    a bad line (``allowed_refusals``), any ``OK``/``ERROR: `` line for a
-    request; then the sentinel's."""
+    """Every line of ``stream`` gets one answer in order: for a bad line, one
+    of the errors that apply to it (``applicable_errors``: any, in any order
+    of checks), any ``OK``/``ERROR: `` line for a request; then the sentinel's."""
     events = oracle(stream)
     lines = abp.read_lines("ABP-FRAME-1", conn, len(events) + 1, "one answer per line")
     for i, (event, line) in enumerate(zip(events, lines, strict=False)):
-        allowed = allowed_refusals(event) if isinstance(event, InvalidRequest) else None
+        allowed = applicable_errors(event.raw) if isinstance(event, InvalidRequest) else None
         answer = decode(line)
         if allowed is None:
             ok = answer is not None
