@@ -9,10 +9,16 @@ from typing import NoReturn
 from protocol import requirements
 from protocol.escape import escape
 
+#: Bytes of an expected or actual value a failure shows; past it, the count.
+SHOWN_BYTES = 256
+
 
 def _show(value: object) -> str:
     if isinstance(value, bytes | bytearray):
-        return f'"{escape(bytes(value))}"'
+        data = bytes(value)
+        if len(data) > SHOWN_BYTES:
+            return f'"{escape(data[:SHOWN_BYTES])}"... ({len(data)} bytes in all)'
+        return f'"{escape(data)}"'
     return repr(value)
 
 
