@@ -18,12 +18,14 @@ on teardown, ``transcript`` and ``transcript_records`` (JSON) of the test's
 from __future__ import annotations
 
 import json
+import signal
+import threading
 from collections.abc import Generator, Iterator
 
 import pytest
 
 from conformance.harness.process import ServerOutlived
-from conformance.harness.timing import TIMEOUT
+from conformance.harness.timing import TIMEOUT, hard_deadline
 from conformance.harness.wire import Transcript
 from conformance.judging.session import FRAMINGS, SERVICES, ServerSession, ServerTarget
 from conformance.judging.verdict import RequirementFailed
@@ -100,6 +102,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         f" (default: {DEFAULT_QUIET_PERIOD:g})",
     )
     group.addoption(
+        "--abp-test-deadline",
+        type=float,
+        default=None,
+        metavar="S",
+        help="the hard deadline of one test, in seconds (default: 60 + 10 x --abp-timeout"
+        " + --abp-idle-timeout)",
+    )
+    group.addoption(
         "--abp-requirement",
         action="append",
         default=[],
@@ -132,6 +142,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 #: The suites that judge a server, and the one that judges a client: what each needs.
+SUITES_PACKAGE = "conformance.suites."
 SERVER_SUITES = ("conformance.suites.server", "conformance.suites.counter")
 CLIENT_SUITE = "conformance.suites.client"
 
@@ -244,6 +255,41 @@ def failure_text(excinfo: pytest.ExceptionInfo[BaseException]) -> tuple[str, str
     entry = excinfo.traceback[-1] if excinfo.traceback else None
     where = f" (at {entry.path}:{entry.lineno + 1})" if entry is not None else ""
     return excinfo.exconly().strip() + where, None
+
+
+class TestDeadlineExceeded(BaseException):
+    """A test ran past its hard deadline (``timing.hard_deadline``). A
+    ``BaseException``, so that neither the test's own handlers nor
+    hypothesis's shrinking catch it and go on."""
+
+    __test__ = False  # not a test class, whatever its name
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    """Every test of a conformance suite under a hard deadline, by SIGALRM (a blocking receive is
+    interrupted too); where there is no SIGALRM or the test does not run in
+    the main thread, the per-wait timeouts are the only bound."""
+    config = item.config
+    seconds = config.getoption("--abp-test-deadline") or hard_deadline(
+        config.getoption("--abp-timeout"), config.getoption("--abp-idle-timeout")
+    )
+    if (
+        not hasattr(signal, "setitimer")
+        or threading.current_thread() is not threading.main_thread()
+    ):
+        return (yield)
+
+    def expire(signum: int, frame: object) -> None:
+        raise TestDeadlineExceeded(f"the test ran past its hard deadline of {seconds:g}s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        return (yield)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -79,6 +79,20 @@ UNSOLICITED = 0.2
 IDLE_GRACE = 2.0
 
 
+# -- the bound on a whole test
+#: A test's hard deadline is this much, plus ``DEADLINE_TIMEOUTS`` times
+#: ``--timeout``, plus the server's idle timeout when known (the idle-timeout
+#: test waits that long on purpose): a backstop that no wait should reach, so
+#: that no server can hold one test, and so the run, for ever.
+TEST_DEADLINE = 60.0
+DEADLINE_TIMEOUTS = 10
+
+
+def hard_deadline(timeout: float, idle_timeout: float | None = None) -> float:
+    """The hard deadline of one test, in seconds (see ``TEST_DEADLINE``)."""
+    return TEST_DEADLINE + DEADLINE_TIMEOUTS * timeout + (idle_timeout or 0.0)
+
+
 def budget(value: float, timeout: float) -> float:
     """A budget under ``--timeout``: never longer than either."""
     return min(value, timeout)
