@@ -35,6 +35,10 @@ from protocol.address import parse_address
 MARKER = "requirement"
 #: A user property: the reason a test stopped the whole run (its exception's text).
 STOP_RUN = "stop_run"
+#: A user property: the test failed after a wait that got no byte at all.
+MET_SILENCE = "met_silence"
+#: After this many tests in a row fail so, the run stops (the server stopped answering).
+SILENT_STREAK = 10
 #: Exceptions that make every further verdict meaningless: the run stops there.
 STOPS_THE_RUN: tuple[type[BaseException], ...] = (ServerOutlived,)
 
@@ -128,7 +132,49 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+class SilenceBreaker:
+    """In the process that collects the reports: stops the run once
+    ``SILENT_STREAK`` tests in a row have failed on silence, so that a server
+    that stopped answering costs a few timeouts, not one per remaining test.
+    ``reason`` says why it stopped ("" while it has not)."""
+
+    NAME = "abp-silence-breaker"
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.streak = 0
+        self.reason = ""
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "call" or self.reason:
+            return
+        if not (report.failed and any(key == MET_SILENCE for key, _ in report.user_properties)):
+            self.streak = 0
+            return
+        self.streak += 1
+        if self.streak >= SILENT_STREAK:
+            timeout = self.config.getoption("--abp-timeout")
+            self.reason = (
+                f"the server stopped answering: {self.streak} tests in a row got no answer"
+                f" within {timeout:g}s, so the run stopped there"
+            )
+            dsession = self.config.pluginmanager.get_plugin("dsession")  # xdist's controller
+            if dsession is not None:
+                dsession.shouldstop = self.reason
+            session = getattr(self.config, "_abp_session", None)
+            if session is not None:
+                session.shouldstop = self.reason
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config._abp_session = session  # type: ignore[attr-defined]
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput") and not config.pluginmanager.has_plugin(
+        SilenceBreaker.NAME
+    ):
+        config.pluginmanager.register(SilenceBreaker(config), SilenceBreaker.NAME)
     config.addinivalue_line(
         "markers", f"{MARKER}(*ids): the docs/spec.md requirement(s) this test checks"
     )
@@ -306,6 +352,8 @@ def pytest_runtest_makereport(
         reason = str(call.excinfo.value)
         report.user_properties.append((STOP_RUN, reason))
         item.session.shouldstop = reason  # xdist passes it on to the controller
+    if report.failed and getattr(getattr(item, "abp_session", None), "met_silence", False):
+        report.user_properties.append((MET_SILENCE, "1"))
     if report.failed and call.excinfo is not None:
         text, failed_id = failure_text(call.excinfo)
         report.user_properties.append(("failure", text))

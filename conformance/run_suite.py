@@ -38,7 +38,7 @@ from conformance.harness.process import (
 )
 from conformance.harness.timing import EMBEDDED_IDLE_TIMEOUT, TIMEOUT, budget
 from conformance.harness.wire import WireError
-from conformance.plugin import STOP_RUN, selects
+from conformance.plugin import STOP_RUN, SilenceBreaker, selects
 from conformance.reports import EXIT_INTERNAL, EXIT_USAGE, ResultCollector, RunResult
 from protocol import requirements
 from protocol.address import format_address, parse_address
@@ -368,10 +368,24 @@ def run(options: RunOptions, out: TextIO) -> tuple[int, RunResult | None, str]:
 
 
 class _RunStopper:
-    """A pytest plugin object: the first reason a test gave to stop the run."""
+    """A pytest plugin object: the first reason a test gave to stop the run
+    (``reason``), and the plugin's own reason to stop it early (``silenced``)."""
 
     def __init__(self) -> None:
         self.reason = ""
+        self.config: pytest.Config | None = None
+
+    def pytest_configure(self, config: pytest.Config) -> None:
+        self.config = config
+
+    @property
+    def silenced(self) -> str:
+        breaker = (
+            None
+            if self.config is None
+            else self.config.pluginmanager.get_plugin(SilenceBreaker.NAME)
+        )
+        return breaker.reason if isinstance(breaker, SilenceBreaker) else ""
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         for key, value in report.user_properties:
@@ -394,6 +408,9 @@ def _pytest(
     with quiet_pytest() as buffer:
         code = int(pytest.main(args, plugins=[collector, stopper]))
     progress.finish()
+    if stopper.silenced and not stopper.reason:  # a verdict on what ran, not an interruption
+        out.write(f"note: {stopper.silenced}\n")
+        collector.interrupted = False
     return code, collector, buffer.getvalue(), stopper.reason
 
 

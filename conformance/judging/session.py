@@ -245,6 +245,9 @@ class ServerSession:
     _stored: set[str] = field(default_factory=set)  # entries this test may have stored
     _names: Iterator[int] = field(default_factory=itertools.count)
     _token: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
+    #: a wait of this test got no byte at all within the timeout (the plugin
+    #: stops the run after a streak of such tests: the server stopped answering)
+    met_silence: bool = False
 
     def name(self, hint: str = "n") -> str:
         """A NAME no other test (or worker, or earlier run) uses."""
@@ -449,6 +452,7 @@ class ServerSession:
                 actual=exc.partial,
             )
         if isinstance(exc, WireTimeout):
+            self.met_silence = True
             why = f"no answer within {self.target.timeout if timeout is None else timeout:g}s"
         elif isinstance(exc, WireClosed):
             why = "the server closed the connection instead of answering"
