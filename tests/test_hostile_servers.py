@@ -230,8 +230,8 @@ def test_attack_after_the_probe_gets_a_fail_verdict(
     start_hostile: Callable[..., ServerProcess], kind: str, tmp_path: Path
 ) -> None:
     """``--honest 3``: our readiness check, the suite's reachability check and
-    its probe are answered, then the attack; the tests of one section fail (bounded by the run's deadline),
-    and a failure shows the first bytes and the count, not the flood."""
+    its probe are answered, then the attack; the tests of one requirement
+    fail, and a failure shows the first bytes and the count, not the flood."""
     server = start_hostile(kind, "--honest", "3")
     report = tmp_path / "report.json"
     run = conformance(
@@ -308,3 +308,21 @@ def test_a_test_that_outruns_its_hard_deadline_fails(
     )  # fmt: skip
     assert run.returncode == 1, run.stdout + run.stderr
     assert "ran past its hard deadline of 0.5s" in run.stdout
+
+
+def test_a_server_that_falls_silent_stops_the_run_with_a_verdict(
+    start_hostile: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    """Issue 10 item 3: after the probe the server never answers again; the
+    run stops after a streak of silent tests, with FAIL (not one timeout for
+    each of the 147 tests)."""
+    server = start_hostile("silent", "--honest", "3")
+    report = tmp_path / "report.json"
+    run = conformance(
+        "run", "--server", f"{server.host}:{server.port}", "--framing", "line",
+        "--timeout", "1", "-n", "0", "--json", str(report), mark="-",
+    )  # fmt: skip
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "note: the server stopped answering: 10 tests in a row" in run.stdout
+    assert "verdict: FAIL" in run.stdout
+    assert len(json.loads(report.read_text())["tests"]) < 100
