@@ -1,6 +1,6 @@
 """The suite against servers that attack it (issue 10 items 1-3, issue 11 "stop early").
 
-Each hostile server is a real process (``conformance.corpus.hostile``) on a
+Each hostile server is a real process (``conformance.corpus.hostile_servers``) on a
 free loopback port; each run of the suite is a real ``conformance run``
 subprocess with a deadline. What must hold: a server that daemonises is
 caught (exit 2, one line), and nothing it started survives; a flooding,
@@ -32,7 +32,7 @@ from conformance.harness.process import (
 )
 
 LINUX = sys.platform.startswith("linux")
-HOSTILE = [sys.executable, "-m", "conformance.corpus.hostile"]
+HOSTILE = [sys.executable, "-m", "conformance.corpus.hostile_servers"]
 #: The deadline of one suite run in these tests (each normally ends in seconds).
 RUN_TIMEOUT = 120.0
 #: Marks every process a suite run of these tests starts, to find survivors.

@@ -1,6 +1,6 @@
 """Hostile servers: peers that attack the suite rather than get judged by it.
 
-``python -m conformance.corpus.hostile KIND --port P [--host H]``, KIND one of:
+``python -m conformance.corpus.hostile_servers KIND --port P [--host H]``, KIND one of:
 
 ``flood``    sends bytes with no LF, as fast as the client reads, for ever
 ``garbage``  sends lines of garbage (each ended by LF), for ever
@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 
 from protocol.program import ProgramParser, host_name, non_negative_int, port_number
 
-PROG = "python -m conformance.corpus.hostile"
+PROG = "python -m conformance.corpus.hostile_servers"
 CHUNK = 65536
 #: The ``daemon`` parent's linger once its child listens, in seconds.
 DAEMON_LINGER = 1.0

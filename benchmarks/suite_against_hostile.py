@@ -1,9 +1,9 @@
 """The suite against hostile servers: wall time, exit status and peak memory.
 
-    python benchmarks/hostile_servers.py [--timeout 1] [--workers 2]
+    python benchmarks/suite_against_hostile.py [--timeout 1] [--workers 2]
         [--kinds flood,garbage,silent,trickle] [--framings auto,line] [--honest 0,2]
 
-For each hostile server of ``conformance.corpus.hostile`` (``--honest 2``: it
+For each hostile server of ``conformance.corpus.hostile_servers`` (``--honest 2``: it
 answers the readiness check and the framing probe, and attacks the tests),
 each ``--framing`` and each ``--honest`` count, runs ``conformance run
 --server-cmd ...`` as a real subprocess and reports the wall time, the exit
@@ -66,7 +66,7 @@ def run_one(
     kind: str, framing: str, honest: int, timeout: float, workers: int, deadline: float
 ) -> str:
     command = shlex.join(
-        [sys.executable, "-m", "conformance.corpus.hostile", kind, "--honest", str(honest)]
+        [sys.executable, "-m", "conformance.corpus.hostile_servers", kind, "--honest", str(honest)]
     )
     argv = [sys.executable, "-m", "conformance", "run", "--server-cmd",
             command + " --port {port}", "--framing", framing,
