@@ -33,7 +33,8 @@ exit status:
   0  every MUST requirement tested (and every MAY, in the form it takes) is met;
      broken SHOULDs are reported as WARN and do not change it
   1  a MUST is broken (or, with --strict, a SHOULD); with --baseline, one the
-     baseline does not expect, or a test it expects to fail passes
+     baseline does not expect, or a test it expects to fail passes; with
+     --repeat N, also any test whose verdict changed between the N runs
   2  wrong arguments, a target that cannot be reached, or a server command
      that does not start (one line on stderr)
   3  an internal error of the suite (one line; run again with -v for details)
@@ -43,8 +44,11 @@ RUN_EXAMPLES = """\
 examples:
   conformance run                       # against the embedded reference server
   conformance run --server 127.0.0.1:2007
+  conformance run --server 127.0.0.1:2007 --repeat 20   # hunt flaky verdicts
   conformance run --server-cmd './myserver --port {port} --data {tmpdir}/db'
   conformance run --server [::1]:2007 --service counter
+  conformance run --server tls://127.0.0.1:2007 --ca ca.pem   # the whole suite over TLS
+  conformance run --tls                 # the embedded server over TLS (throw-away certificates)
   conformance run --server localhost:2007 --requirement ABP-FRAME -v
   conformance run --server-cmd 'node server.js {port}' --junit-xml report.xml --html report.html
   conformance run --server 127.0.0.1:2007 --baseline known.toml --markdown summary.md --badge b.svg
@@ -84,7 +88,9 @@ def build_parser() -> ProgramParser:
     target = run.add_argument_group("target (at most one of --server and --server-cmd)")
     where = target.add_mutually_exclusive_group()
     where.add_argument(
-        "--server", metavar="HOST:PORT", help="a running server ([::1]:2007 for IPv6)"
+        "--server",
+        metavar="HOST:PORT",
+        help="a running server ([::1]:2007 for IPv6); tls://HOST:PORT: over TLS",
     )
     where.add_argument(
         "--server-cmd",
@@ -110,6 +116,24 @@ def build_parser() -> ProgramParser:
         metavar="S",
         help="the server's quiet period (ABP-FRAME-6; default: the spec's 0.1): the pieces "
         "of one split request are sent less than half of it apart",
+    )
+    tls = run.add_argument_group("ABP over TLS (docs/spec.md section 9)")
+    tls.add_argument(
+        "--tls",
+        action="store_true",
+        help="speak TLS to the server (implied by --server tls://...); with no target, the "
+        "embedded server runs over TLS with throw-away certificates (needs trustme)",
+    )
+    tls.add_argument(
+        "--ca", metavar="FILE", help="PEM CA certificate(s) to trust (default: the system's)"
+    )
+    tls.add_argument("--cert", metavar="FILE", help="the suite's client certificate (PEM)")
+    tls.add_argument("--key", metavar="FILE", help="the private key of --cert (PEM)")
+    tls.add_argument(
+        "--tls-client-auth",
+        action="store_true",
+        help="the server verifies client certificates: test that it refuses clients "
+        "without a valid one (ABP-TLS-4); needs --cert (the embedded server: made for it)",
     )
     clients = run.add_argument_group("client under test (runs the client suite instead)")
     clients.add_argument("--client", metavar="TEMPLATE", help="argv-contract client command")
@@ -140,6 +164,14 @@ def build_parser() -> ProgramParser:
         "--fuzz-examples", type=positive_int, metavar="N", help="examples per fuzz test"
     )
     select.add_argument("--strict", action="store_true", help="a broken SHOULD fails the run")
+    select.add_argument(
+        "--repeat",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="run the suite N times against the same target and report every test whose "
+        "verdict changed between runs (exit 1 on any)",
+    )
     select.add_argument(
         "--test",
         dest="tests",
@@ -253,11 +285,15 @@ def terminate_as_interrupt() -> Iterator[None]:
 
 
 def run_command(args: argparse.Namespace, out: TextIO, argv: Sequence[str] = ()) -> int:
+    from conformance.repeat import Changed, changed_verdicts, repeat
+    from conformance.repeat import render as render_flakes
     from conformance.reports import outputs
+    from conformance.reports.model import EXIT_FAILED
     from conformance.run_suite import RunOptions, UsageProblem, collected_tests, run
 
     client = args.client or args.client_menu
-    if (client or args.listen) and (args.server or args.server_cmd or args.service != "abp"):
+    server_options = (args.server, args.server_cmd, args.tls, args.ca, args.cert, args.key)
+    if (client or args.listen) and (any(server_options) or args.service != "abp"):
         raise UsageProblem("--client/--client-menu/--listen test a client: no server options")
     if args.listen and not client:
         raise UsageProblem("--listen needs --client or --client-menu")
@@ -288,17 +324,32 @@ def run_command(args: argparse.Namespace, out: TextIO, argv: Sequence[str] = ())
         listen=args.listen,
         maxfail=args.maxfail,
         tests=args.tests,
+        tls=args.tls,
+        ca=args.ca,
+        cert=args.cert,
+        key=args.key,
+        tls_client_auth=args.tls_client_auth,
     )
+    flakes: list[Changed] = []
     with terminate_as_interrupt():
-        status, result, pytest_output = run(options, out)
+        if args.repeat > 1:  # the flake hunt: the last run is reported in full
+            results, pytest_output = repeat(lambda: run(options, out), args.repeat, out)
+            flakes = changed_verdicts(results)
+            status, result = 1, results[-1] if results else None
+        else:
+            status, result, pytest_output = run(options, out)
     if result is None:
         return status
     if args.verbose and pytest_output.strip():
         out.write("\npytest's own output:\n" + pytest_output)
     try:
-        return outputs.finish(result, args, list(argv) or ["run"], out, prepared)
+        status = outputs.finish(result, args, list(argv) or ["run"], out, prepared)
     except outputs.ReportProblem as exc:
         raise UsageProblem(str(exc)) from None
+    if args.repeat > 1:
+        out.write(render_flakes(flakes, args.repeat))
+        out.flush()
+    return EXIT_FAILED if flakes else status
 
 
 def list_requirements(args: argparse.Namespace, out: TextIO) -> int:

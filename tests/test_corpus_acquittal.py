@@ -37,7 +37,7 @@ from conformance.corpus.servers.harness import (
 from conformance.corpus.servers.registry import Variant
 from conformance.corpus.servers.variants import VARIANTS as SERVERS
 from conformance.harness.process import ServerProcess
-from conformance.judging.session import AnyOf, allowed_errors, line_matches
+from conformance.judging.session import line_matches, refusal
 from protocol import Error, requirements
 from protocol.codec import INVALID_UTF8, MALFORMED_REQUEST, unrecognised
 
@@ -117,18 +117,16 @@ def test_utf8_checked_before_nul_is_not_failed(tmp_path: Path) -> None:
 
 
 def test_an_expected_error_stands_for_every_error_that_applies() -> None:
-    """What the suite's ``abp.expect`` does with the reference's error for a
-    raw line: it widens it to ``applicable_errors`` (section 4)."""
+    """What the suite expects for a raw line (``refusal``, which ``abp.expect``
+    uses for the reference's error): every error that applies (section 4)."""
     malformed, not_utf8 = Error(MALFORMED_REQUEST), Error(INVALID_UTF8)
-    both = allowed_errors(b"fnd:\xf4\x86\x00\xb7\x82", malformed)
-    assert both == AnyOf(frozenset({malformed, not_utf8}))
+    both = refusal(b"fnd:\xf4\x86\x00\xb7\x82")
+    assert both.errors == frozenset({malformed, not_utf8})
     assert line_matches(both, b"ERROR: Invalid UTF-8\n")
     assert line_matches(both, b"ERROR: Malformed request\r\n")
     assert not line_matches(both, b"ERROR: Request too long\n")
-    assert allowed_errors(b"xyz:", unrecognised("xyz")) == AnyOf(
-        frozenset({unrecognised("xyz"), malformed})
-    )
-    assert allowed_errors(b"fnd:", malformed) == malformed  # one rule broken: one answer
+    assert refusal(b"xyz:").errors == frozenset({unrecognised("xyz"), malformed})
+    assert refusal(b"fnd:").errors == frozenset({malformed})  # one rule broken: one answer
 
 
 def test_argv_client_sending_a_comma_in_a_fnd_name_is_warned_not_failed(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from conformance.bench import report
 from conformance.bench.run import BenchConfig, BenchError, Mix, check_loopback, run_bench
 from conformance.harness.process import LOOPBACK, ServerProcess, ServerStartError
+from conformance.harness.tls import TlsSettings, TlsSetupError, split_target
 from protocol.program import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,
@@ -35,6 +36,7 @@ _EPILOG = """\
 --server-cmd is a command template: {host} and {port} are filled with a free
 loopback address, {tmpdir} with a fresh temporary directory, e.g.
   --server-cmd 'python -m reference_server --host {host} --port {port} --db {tmpdir}/db'
+Over TLS: --server tls://HOST:PORT --ca FILE, or --server-cmd '...' --tls --ca FILE.
 
 exit status:
   0  the run was made; every answer well-formed, nothing acknowledged was lost
@@ -59,7 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument("--server", type=address, metavar="HOST:PORT", help="a running server")
+    target.add_argument(
+        "--server",
+        type=_target,
+        metavar="HOST:PORT",
+        help="a running server; tls://HOST:PORT: over TLS",
+    )
     target.add_argument("--server-cmd", metavar="TEMPLATE", help="start this server for the run")
     options: list[tuple[str, Callable[[str], object], object, str]] = [
         ("--server-host HOST", host_name, LOOPBACK, "{host} of --server-cmd; ::1 for IPv6"),
@@ -85,7 +92,35 @@ def build_parser() -> argparse.ArgumentParser:
     ]:
         parser.add_argument(flag, dest=dest, action=action, help=text)
     parser.add_argument("--json", metavar="PATH", help="also write the result as JSON here")
+    tls = parser.add_argument_group("ABP over TLS (docs/spec.md section 9)")
+    tls.add_argument("--tls", action="store_true", help="speak TLS (implied by --server tls://...)")
+    tls.add_argument("--ca", metavar="FILE", help="PEM CA file to trust (default: the system's)")
+    tls.add_argument("--cert", metavar="FILE", help="client certificate (PEM)")
+    tls.add_argument("--key", metavar="FILE", help="the private key of --cert (PEM)")
     return parser
+
+
+def _target(text: str) -> tuple[str, int, bool]:
+    """``[tls://]HOST:PORT``: host, port, and whether it is TLS."""
+    rest, tls = split_target(text)
+    host, port = address(rest)
+    return host, port, tls
+
+
+def _tls(args: argparse.Namespace) -> TlsSettings | None:
+    """The TLS settings the options ask for; ``BenchError`` when they cannot be used."""
+    tls = args.tls or (args.server is not None and args.server[2])
+    given = [flag for flag in ("ca", "cert", "key") if getattr(args, flag)]
+    if not tls:
+        if given:
+            raise BenchError(f"--{given[0]} needs --server tls://HOST:PORT or --tls")
+        return None
+    settings = TlsSettings(ca=args.ca, cert=args.cert, key=args.key)
+    try:
+        settings.check()
+    except TlsSetupError as exc:
+        raise BenchError(str(exc)) from None
+    return settings
 
 
 def _fail(message: str, status: int = EXIT_USAGE) -> int:
@@ -104,9 +139,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         **{name: getattr(args, name) for name in [*given.split(), "progress"]},
     )
     try:
-        config.check()
+        config = replace(config.check(), tls=_tls(args))
         if args.server is not None:
-            host, port = args.server
+            host, port, _ = args.server
             config = replace(config, host=host, port=port, server_pid=args.server_pid)
             return _run(config, args.json)
         return _with_started_server(args.server_cmd, args.server_host, config, args.json)

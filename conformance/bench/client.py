@@ -16,10 +16,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import ssl
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 
+from conformance.harness.tls import TlsSettings, describe
 from protocol import (
     ClientConnection,
     ConnectionClosed,
@@ -67,15 +69,34 @@ class Client(asyncio.Protocol):
         self._last_data = 0.0
 
     @classmethod
-    async def open(cls, host: str, port: int, *, legacy: bool, timeout: float) -> Client:
-        """Raises ``ExchangeError("connect", why)``."""
+    async def open(
+        cls,
+        host: str,
+        port: int,
+        *,
+        legacy: bool,
+        timeout: float,
+        tls: TlsSettings | None = None,
+    ) -> Client:
+        """Raises ``ExchangeError("connect", why)``; ``tls``: the handshake is
+        part of connecting (ABP over TLS)."""
         loop = asyncio.get_running_loop()
+        context = None if tls is None else tls.context()
         try:
             _, client = await asyncio.wait_for(
-                loop.create_connection(lambda: cls(legacy=legacy), host, port), timeout
+                loop.create_connection(
+                    lambda: cls(legacy=legacy),
+                    host,
+                    port,
+                    ssl=context,
+                    server_hostname=None if context is None else host,
+                ),
+                timeout,
             )
         except asyncio.TimeoutError:
             raise ExchangeError("connect", f"no connection within {timeout:g} s") from None
+        except ssl.SSLError as exc:
+            raise ExchangeError("connect", f"TLS handshake failed: {describe(exc)}") from None
         except OSError as exc:
             raise ExchangeError("connect", _why(exc)) from None
         return client

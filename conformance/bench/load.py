@@ -427,7 +427,11 @@ async def _work(config: BenchConfig, share: Share, barrier: Any, counts: Any) ->
         result.spaces.append(space)
         try:
             client = await Client.open(
-                config.host, config.port, legacy=share.legacy, timeout=config.timeout
+                config.host,
+                config.port,
+                legacy=share.legacy,
+                timeout=config.timeout,
+                tls=config.tls,
             )
         except ExchangeError as exc:
             result.tally.error(f"before the run: connect: {exc.detail}")

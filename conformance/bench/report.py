@@ -132,7 +132,8 @@ def text(result: BenchResult) -> str:
     server = "-" if result.server_cpu is None else f"{result.server_cpu:.0%}"
     per_load, per_server = result.cpu_per_request()
     lines = [
-        f"bench: {format_address(config.host, config.port)}, {result.framing} framing, "
+        f"bench: {'tls://' if config.tls else ''}{format_address(config.host, config.port)}, "
+        f"{result.framing} framing, "
         f"{config.connections} connection(s) in {result.processes} process(es), "
         f"pipeline {result.pipeline}, mix {config.mix}",
         f"throughput: {result.throughput:,.0f} requests/s "
@@ -202,6 +203,7 @@ def as_json(result: BenchResult) -> dict[str, Any]:
     load_us, server_us = result.cpu_per_request()
     out: dict[str, Any] = {
         "server": format_address(config.host, config.port),
+        "tls": config.tls is not None,
         "framing": result.framing,
         "connections": config.connections,
         "processes": result.processes,

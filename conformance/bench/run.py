@@ -36,6 +36,7 @@ from conformance.bench.load import (
 from conformance.bench.report import BenchResult, IdleOutcome
 from conformance.harness.probe import detect
 from conformance.harness.timing import PROCESS_EXIT
+from conformance.harness.tls import TlsSettings
 from conformance.harness.wire import WireError
 from protocol import Find
 from protocol.address import format_address
@@ -111,6 +112,7 @@ class BenchConfig:
     data_check: bool = True
     progress: bool = True
     server_pid: int | None = None
+    tls: TlsSettings | None = None  # ABP over TLS: every connection starts with a handshake
 
     def check(self) -> BenchConfig:
         """Raise ``BenchError`` for values no run can use: every count is bounded."""
@@ -174,7 +176,7 @@ def run_bench(config: BenchConfig, progress: TextIO | None = None) -> BenchResul
         idle = max(0, soft - config.connections - FD_SPARE)
         result.limitations.append(f"--idle {config.idle}: held {idle}, the file limit is {soft}")
     try:
-        found = detect(config.host, config.port, timeout=min(config.timeout, 5.0))
+        found = detect(config.host, config.port, timeout=min(config.timeout, 5.0), tls=config.tls)
     except WireError as exc:
         raise BenchError(str(exc)) from None
     if found.framing is None:
@@ -236,7 +238,9 @@ class _Coordinator:
 
     async def open(self, timeout: float | None = None) -> Client:
         config, timeout = self.config, timeout or self.config.timeout
-        return await Client.open(config.host, config.port, legacy=self.legacy, timeout=timeout)
+        return await Client.open(
+            config.host, config.port, legacy=self.legacy, timeout=timeout, tls=config.tls
+        )
 
     async def run(self, idle: int, progress: TextIO | None) -> None:
         config, result, pid = self.config, self.result, self.config.server_pid

@@ -44,6 +44,7 @@ from conformance.harness.lines import (
 )
 from conformance.harness.timing import PROBE_QUIET
 from conformance.harness.timing import TIMEOUT as DEFAULT_TIMEOUT
+from conformance.harness.tls import TlsSettings
 from conformance.harness.wire import Transcript, Wire, WireError
 from protocol import ABPError, ClientConnection, Find
 from protocol.address import format_address
@@ -124,10 +125,12 @@ def _probe(
     quiet: float,
     transcript: Transcript,
     name: str,
+    tls: TlsSettings | None,
 ) -> Heard:
     connection = ClientConnection(legacy=not terminated, counter=counter)
     data = connection.send(b"framing probe" if counter else Find(name))
-    with Wire(host, port, timeout=timeout, transcript=transcript, name=f"p{int(terminated)}") as w:
+    channel = f"p{int(terminated)}"
+    with Wire(host, port, timeout=timeout, transcript=transcript, name=channel, tls=tls) as w:
         w.send(data, "framing probe" + ("" if terminated else ", no terminator"))
         return _listen(w, timeout, quiet)
 
@@ -139,6 +142,7 @@ def detect(
     service: str = "abp",
     timeout: float = DEFAULT_TIMEOUT,
     quiet: float = PROBE_QUIET,
+    tls: TlsSettings | None = None,
 ) -> Detection:
     """Probe the server; raises ``NotABP`` when it is no ABP/1 server, and
     ``WireError`` when it cannot be reached at all."""
@@ -154,6 +158,7 @@ def detect(
         quiet=quiet,
         transcript=transcript,
         name=name,
+        tls=tls,
     )
     where = format_address(host, port)
     if first.ended_by == LF and _is_answer(first.data, counter):
@@ -170,6 +175,7 @@ def detect(
         quiet=quiet,
         transcript=transcript,
         name=name + "-u",
+        tls=tls,
     )
     if second.ended_by == LF and _is_answer(second.data, counter):
         return Detection(

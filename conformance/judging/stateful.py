@@ -15,14 +15,23 @@ that for a wrong answer.
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
 from conformance.harness.raw import RawConnection
 from conformance.judging.fuzz import fresh_example
-from conformance.judging.session import ANY_OK, Expected, ServerSession
-from protocol import Add, Find, Ok, Remove, Request
+from conformance.judging.session import (
+    ANY_OK,
+    Expected,
+    ServerSession,
+    decode,
+    line_matches,
+    wire_form,
+)
+from conformance.judging.verdict import fail
+from protocol import Add, Error, Find, LegacyReply, Ok, Remove, Request, Response
 from protocol.codec import encode_request, no_entry
 from protocol.strategies import entries, names
 
@@ -34,8 +43,25 @@ _conn = st.integers(min_value=0, max_value=CONNECTIONS - 1)
 _entry = entries(max_size=8)
 _operation = st.tuples(st.sampled_from(["add", "rem", "fnd"]), _slot, _entry)
 
-#: Which requirement a wrong answer to each request breaks.
+#: Which requirement a wrong answer to each request breaks, unless ``blame``
+#: finds a closer one.
 REQUIREMENT = {Add: "ABP-REQ-4", Remove: "ABP-REQ-5", Find: "ABP-REQ-6"}
+
+
+def blame(
+    request: Request, want: Expected, actual: Response | None, history: Collection[str]
+) -> str:
+    """The requirement a wrong answer ``actual`` to ``request`` breaks, where
+    ``want`` was expected. ``history`` holds every entry stored under the
+    request's NAME in this example. A found entry that was never stored is
+    not the entry "exactly as it was stored" (ABP-RESP-2: a server that trims
+    entries); an older entry is a replace (ABP-REQ-4) or a remove (ABP-REQ-5)
+    that did not happen; anything else breaks the request's own rule."""
+    if isinstance(request, Find) and isinstance(actual, Ok | LegacyReply):
+        if actual.text not in history:
+            return "ABP-RESP-2"
+        return "ABP-REQ-4" if isinstance(want, Ok) else "ABP-REQ-5"
+    return REQUIREMENT[type(request)]
 
 
 def book_machine(abp: ServerSession) -> type[RuleBasedStateMachine]:
@@ -46,6 +72,7 @@ def book_machine(abp: ServerSession) -> type[RuleBasedStateMachine]:
             super().__init__()
             fresh_example(abp)
             self.model: dict[str, str] = {}
+            self.history: dict[str, set[str]] = {}  # every entry stored under a name
             self.pool: list[str] = []
             self.conns: list[RawConnection | None] = [None] * CONNECTIONS
             self.used = [0.0] * CONNECTIONS  # when each connection last had an answer
@@ -73,6 +100,7 @@ def book_machine(abp: ServerSession) -> type[RuleBasedStateMachine]:
             name = request.name
             if isinstance(request, Add):
                 self.model[name] = request.entry
+                self.history.setdefault(name, set()).add(request.entry)
                 return ANY_OK
             if name not in self.model:
                 return no_entry(name)
@@ -81,16 +109,19 @@ def book_machine(abp: ServerSession) -> type[RuleBasedStateMachine]:
                 return ANY_OK
             return Ok(self.model[name])
 
+        def judge(self, request: Request, want: Expected, line: bytes, summary: str) -> None:
+            """Fail the requirement the wrong answer breaks (``blame``)."""
+            if abp.accepts(want, line, by="meaning"):
+                return
+            actual = decode(line, legacy=True)
+            requirement = blame(request, want, actual, self.history.get(request.name, ()))
+            fail(requirement, summary, expected=wire_form(want), actual=line)
+
         def ask(self, request: Request, conn: int) -> None:
             want = self.expected(request)
-            abp.expect(
-                REQUIREMENT[type(request)],
-                request,
-                want,
-                f"{request!r} on connection {conn}: the answer disagrees with the model book",
-                conn=self.connection(conn),
-                by="meaning",
-            )
+            line = abp.answer(REQUIREMENT[type(request)], request, conn=self.connection(conn))
+            summary = f"{request!r} on connection {conn}: the answer disagrees with the model book"
+            self.judge(request, want, line, summary)
             self.used[conn] = time.monotonic()
 
         @rule(slot=_slot, conn=_conn, entry=_entry)
@@ -121,9 +152,22 @@ def book_machine(abp: ServerSession) -> type[RuleBasedStateMachine]:
             target = self.connection(conn)
             assert target is not None
             target.send(b"".join(encode_request(request) for request in requests))
-            abp.expect_lines(
-                "ABP-CONN-2", target, wanted, f"{len(requests)} pipelined requests vs the model"
-            )
+            summary = f"{len(requests)} pipelined requests vs the model"
+            # every answer must come (ABP-CONN-2); a wrong one breaks its own rule
+            lines = abp.read_lines("ABP-CONN-2", target, len(requests), summary)
+            for i, (request, want, line) in enumerate(zip(requests, wanted, lines, strict=True)):
+                where = f"{summary}: answer {i + 1} of {len(requests)} ({request!r})"
+                if abp.accepts(want, line, by="meaning"):
+                    continue
+                later = [
+                    w
+                    for w in wanted[i + 1 :]
+                    if isinstance(w, Ok | Error) and line_matches(w, line)
+                ]
+                if later:  # the answer of a request sent after it: out of order
+                    out_of_order = f"{where} is out of order"
+                    fail("ABP-CONN-2", out_of_order, expected=wire_form(want), actual=line)
+                self.judge(request, want, line, where)
             self.used[conn] = time.monotonic()
 
         @precondition(lambda self: not abp.target.legacy)

@@ -4,6 +4,7 @@ every report carries, baselines, and the pytest plugin that gathers it."""
 
 from conformance.reports.collector import ResultCollector
 from conformance.reports.model import (
+    BLOCKED,
     EXIT_FAILED,
     EXIT_INTERNAL,
     FAIL,
@@ -19,6 +20,7 @@ from conformance.reports.model import (
 from protocol.program import EXIT_OK, EXIT_USAGE
 
 __all__ = [
+    "BLOCKED",
     "EXIT_FAILED",
     "EXIT_INTERNAL",
     "EXIT_OK",

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from conformance.reports.model import (
+    BLOCKED,
     FAIL,
     PASS,
     SKIP,
@@ -27,7 +28,7 @@ from conformance.reports.model import (
 from conformance.reports.rerun import rerun_command
 from conformance.reports.text import printable
 
-_COLOURS = {PASS: "32", FAIL: "31;1", WARN: "33;1", SKIP: "36", UNTESTED: "35"}
+_COLOURS = {PASS: "32", FAIL: "31;1", WARN: "33;1", SKIP: "36", UNTESTED: "35", BLOCKED: "33"}
 _MARKS = {PASS: ".", FAIL: "F", WARN: "W", SKIP: "s"}
 
 
@@ -123,6 +124,8 @@ def _table(result: RunResult, paint: Painter, verbose: bool) -> list[str]:
         count = f"{len(row.tests)} test" + ("" if len(row.tests) == 1 else "s")
         if row.status == UNTESTED:
             count = "no test in this run"
+        elif row.status == BLOCKED:
+            count += ": failed first on another requirement, not judged"
         out.append(f"  {row.id:<16} {row.level:<6}  {paint.status(row.status, 8)} {count}")
         if verbose:
             out.extend(f"      {nodeid}" for nodeid in row.tests)

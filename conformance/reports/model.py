@@ -7,9 +7,12 @@ and decides the verdict. The rules, in one place:
   (the ID of a ``RequirementFailed``, or, when the failure names none, every
   requirement of the test is a SHOULD): then it is WARN;
 - a requirement's status is the worst of its tests': FAIL beats WARN beats
-  PASS beats SKIP; a failed test counts against the requirement it found
-  broken (when its failure names one), not against the others it covers,
-  which it neither proved nor disproved;
+  PASS beats BLOCKED beats SKIP; a failed test counts against the requirement
+  it found broken (when its failure names one), not against the others it
+  covers, which it neither proved nor disproved: for them it is BLOCKED
+  (never SKIP: the test ran, and failed);
+- with a selection (``--requirement``), the table holds the selected
+  requirements and any other that a test found broken, nothing else;
 - the exit status is 1 when a test is FAIL (or WARN with ``strict``), else 0;
   with a baseline (``conformance.reports.baseline``), a failure the baseline
   expects does not count, and a baseline entry whose tests now pass does.
@@ -17,6 +20,7 @@ and decides the verdict. The rules, in one place:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -26,11 +30,18 @@ from protocol.program import EXIT_OK
 
 PASS, FAIL, WARN, SKIP = "PASS", "FAIL", "WARN", "SKIP"
 UNTESTED = "UNTESTED"  # a requirement of the role under test that no test of the run covers
+#: a requirement whose test failed first on another requirement: not judged
+BLOCKED = "BLOCKED"
 OUTCOMES = (PASS, FAIL, WARN, SKIP)
-_SEVERITY = {SKIP: 0, PASS: 1, WARN: 2, FAIL: 3}
+_SEVERITY = {SKIP: 0, BLOCKED: 1, PASS: 2, WARN: 3, FAIL: 4}
 _STRENGTH = {"MUST": 3, "MAY": 2, "SHOULD": 1}  # a MAY is judged in its MUST form
 
 EXIT_FAILED, EXIT_INTERNAL = 1, 3  # EXIT_OK and EXIT_USAGE: protocol.program
+
+
+def selects(wanted: Sequence[str], ids: Sequence[str]) -> bool:
+    """``--requirement`` matching: an exact ID, or a prefix such as ``ABP-FRAME``."""
+    return any(rid == w or rid.startswith(w.rstrip("-") + "-") for w in wanted for rid in ids)
 
 
 def level_of(requirement_id: str) -> str | None:
@@ -101,7 +112,7 @@ class TestRecord:
     def outcome_for(self, requirement_id: str) -> str:
         """This test's say on one requirement (see the module docstring)."""
         if self.outcome in (FAIL, WARN) and self.failed_requirement:
-            return self.outcome if requirement_id == self.failed_requirement else SKIP
+            return self.outcome if requirement_id == self.failed_requirement else BLOCKED
         return self.outcome
 
     @property
@@ -151,6 +162,7 @@ class RunResult:
     strict: bool = False
     roles: tuple[str, ...] = ("server",)  # whose requirements this run judges
     complete: bool = True  # no selection: list the role's untested requirements too
+    selected: tuple[str, ...] = ()  # --requirement IDs or sections: the table's rows
     warnings: list[str] = field(default_factory=list)  # Python warnings raised by tests
     provenance: Provenance = field(default_factory=Provenance)
     baseline: str = ""  # the baseline file applied, if any
@@ -199,6 +211,9 @@ class RunResult:
             covering = tests.pop(rid, [])
             if not covering and not (self.complete and req.role in self.roles):
                 continue
+            status = worst([r.outcome_for(rid) for r in covering])
+            if not self._shown(rid, status):
+                continue
             rows.append(
                 RequirementRow(
                     rid,
@@ -206,7 +221,7 @@ class RunResult:
                     req.role,
                     req.section,
                     req.text,
-                    worst([r.outcome_for(rid) for r in covering]),
+                    status,
                     sorted(r.nodeid for r in covering),
                 )
             )
@@ -216,6 +231,12 @@ class RunResult:
                 RequirementRow(rid, "?", "?", "?", "", outcome, [r.nodeid for r in covering])
             )
         return rows
+
+    def _shown(self, requirement_id: str, status: str) -> bool:
+        """With a selection: a selected requirement, or one found broken."""
+        if not self.selected or status in (FAIL, WARN):
+            return True
+        return selects(self.selected, [requirement_id])
 
     def exit_code(self) -> int:
         outcomes = {record.outcome for record in self.records if record.counts_against}

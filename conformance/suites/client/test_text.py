@@ -96,7 +96,7 @@ def test_invalid_input_refused(
     server = serve(argv_client, book=Book({"name": "x"}))
     outcome = argv_client.perform(server.host, server.port, [INVALID_ARGV[case]], transcript)
     checks.completed("ABP-REQ-13", outcome)
-    server.wait_all_closed(1.0)
+    server.wait_all_closed()
     checks.nothing_sent("ABP-REQ-13", server)
     checks.exit_nonzero("ABP-REQ-13", outcome.runs[0], "on input it had to refuse")
 
@@ -110,7 +110,7 @@ def test_menu_invalid_input_refused(
     server = serve(menu_client)
     outcome = menu_client.perform(server.host, server.port, [INVALID_MENU[case]], transcript)
     checks.completed("ABP-REQ-13", outcome)
-    server.wait_all_closed(1.0)
+    server.wait_all_closed()
     checks.nothing_sent("ABP-REQ-13", server)
 
 
