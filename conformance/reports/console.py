@@ -3,9 +3,11 @@
 After the run: a table of requirements grouped by spec section, then every
 failure and warning explained (the requirement, expected vs actual, the wire
 transcript with relative timestamps, the one command that reruns just that
-test), the skipped tests with their reasons, and the summary, last. ``quiet``
-keeps the table and the summary only; ``transcripts=False`` leaves the
-transcripts out. Colour only on a terminal, and never with NO_COLOR.
+test), the skipped tests with their reasons, and the summary, last: the
+broken requirements, the likely causes (``conformance.reports.diagnosis``),
+the counts and the verdict. ``quiet`` keeps the table and the summary only;
+``transcripts=False`` leaves the transcripts out. Colour only on a terminal,
+and never with NO_COLOR.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import textwrap
 from collections.abc import Callable
 from typing import TextIO
 
+from conformance.reports.diagnosis import console_lines, diagnose
 from conformance.reports.model import (
     BLOCKED,
     FAIL,
@@ -183,6 +186,7 @@ def render(
         out += ["", f"{len(result.warnings)} Python warning(s) raised by the tests (shown with -v)"]
     out += _baseline(result, paint)
     out += _broken(result)
+    out += console_lines(diagnose(result), excerpts=transcripts)
     s = result.summary()
     counts = (
         f"{s['tests']} tests: {s['passed']} passed, {s['failed']} failed, "

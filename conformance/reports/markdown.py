@@ -1,12 +1,12 @@
 """``--markdown``: a summary fit for a CI step summary or a pull-request comment.
 
 GitHub-flavoured Markdown: the verdict and the counts, the broken
-requirements in one table, then (folded) each failure with its message, the
-start of its transcript and the command that reruns it, then the target and
-the run's provenance. Bounded: at most ``LIMIT`` characters (a PR comment
-holds 65,536), the rest left to the HTML and JSON reports. Text from the
-server sits in code fences (longer than any backtick run inside) or is
-escaped, so it cannot turn into markup.
+requirements in one table, the likely causes in a short list, then (folded)
+each failure with its message, the start of its transcript and the command
+that reruns it, then the target and the run's provenance. Bounded: at most
+``LIMIT`` characters (a PR comment holds 65,536), the rest left to the HTML
+and JSON reports. Text from the server sits in code fences (longer than any
+backtick run inside) or is escaped, so it cannot turn into markup.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import html
 import re
 from pathlib import Path
 
+from conformance.reports.diagnosis import diagnose, markdown_lines
 from conformance.reports.html import failures_first, summary_line, title_requirement
 from conformance.reports.model import FAIL, PASS, SKIP, UNTESTED, WARN, RunResult, TestRecord
 from conformance.reports.provenance import target_items, target_summary
@@ -91,6 +92,7 @@ def render(result: RunResult, *, limit: int = LIMIT) -> str:
                 text = "(expected by the baseline) " + text
             head.append(f"| {ICONS[row.status]} | {cell(row.id)} | {row.level} | {cell(text)} |")
         head.append("")
+        head += markdown_lines(diagnose(result), cell)
     else:
         head += ["Every requirement tested is met.", ""]
 
