@@ -48,6 +48,7 @@ from conformance.harness.timing import (
     PROCESS_EXIT,
     PROCESS_READY,
 )
+from protocol.address import format_address
 
 LOOPBACK = "127.0.0.1"
 #: The environment variable that marks every process a server command starts.
@@ -316,19 +317,11 @@ class ServerProcess:
 
     @property
     def display(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        return format_address(self.host, self.port)
 
     @property
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
-
-    def outlived(self) -> bool:
-        """The started process has exited, yet the port still accepts."""
-        return (
-            self.process is not None
-            and self.process.poll() is not None
-            and accepts_connections(self.host, self.port)
-        )
 
     def stop(self, timeout: float = PROCESS_EXIT) -> int | None:
         """SIGTERM, then SIGKILL after ``timeout``; returns the exit status.
