@@ -135,7 +135,9 @@ def test_every_report_carries_the_provenance(tmp_path: Path) -> None:
     junit.write(result, tmp_path / "r.xml")
     suite = ET.parse(tmp_path / "r.xml").getroot().find("testsuite")
     assert suite is not None
-    props = {p.get("name"): p.get("value") for p in suite.find("properties") or []}
+    found = suite.find("properties")
+    assert found is not None
+    props = {p.get("name"): p.get("value") for p in found}
     assert props["run.command"] == COMMAND
     assert props["run.seed"] == "7"
     assert props["target.address"] == "127.0.0.1:2007"
