@@ -210,7 +210,9 @@ def cosmic_ray(tree: Path, *args: str) -> None:
     subprocess.run([tool, *args], cwd=tree, env=env, check=True)
 
 
-def select(session: Path, tree: Path, sample: int | None, seed: int, only: set[str]) -> dict[str, int]:
+def select(
+    session: Path, tree: Path, sample: int | None, seed: int, only: set[str]
+) -> dict[str, int]:
     """Mark annotation mutants and unsampled ones as skipped; return counts."""
     from cosmic_ray.work_db import WorkDB, use_db
     from cosmic_ray.work_item import WorkerOutcome, WorkResult
@@ -257,6 +259,9 @@ def select(session: Path, tree: Path, sample: int | None, seed: int, only: set[s
 
 
 def run_named(tree: Path, only: set[str]) -> list[dict[str, Any]]:
+    """Apply each named mutant in turn and run the suite; outputs go to ``outputs/``."""
+    outputs = tree.parent / "outputs"
+    outputs.mkdir(exist_ok=True)
     results = []
     for named in NAMED:
         if only and named.name not in only:
@@ -272,6 +277,7 @@ def run_named(tree: Path, only: set[str]) -> list[dict[str, Any]]:
             status, output = run_suite(tree, timeout=BASELINE_TIMEOUT)
         finally:
             path.write_text(original)
+        (outputs / f"{named.name}.txt").write_text(output)
         results.append(
             {
                 "key": named.name,
@@ -290,12 +296,15 @@ def collect(session: Path) -> list[dict[str, Any]]:
     from cosmic_ray.work_item import WorkerOutcome
 
     rows = []
+    outputs = session.parent / "outputs"
+    outputs.mkdir(exist_ok=True)
     with use_db(str(session), WorkDB.Mode.open) as db:
         for item, result in db.completed_work_items:
             if result.worker_outcome == WorkerOutcome.SKIPPED:
                 continue
             (mutation,) = item.mutations
             output = result.output or ""
+            (outputs / f"{key_of(mutation).replace('/', '_')}.txt").write_text(output)
             status = re.search(r"^exit status (-?\d+)$", output, re.MULTILINE)
             rows.append(
                 {
@@ -323,7 +332,9 @@ def write_report(base: Path, summary: dict[str, Any], rows: list[dict[str, Any]]
     for row in rows:
         if row["outcome"] != "killed":
             diff = row.get("diff", row.get("what", "")).replace("\n", " / ").replace("|", "\\|")
-            lines.append(f"| `{row['key']}` | {row.get('line', '')} | {row['outcome']} | `{diff}` |")
+            lines.append(
+                f"| `{row['key']}` | {row.get('line', '')} | {row['outcome']} | `{diff}` |"
+            )
     (base / "report.md").write_text("\n".join(lines) + "\n")
 
 
