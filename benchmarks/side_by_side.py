@@ -28,7 +28,7 @@ from typing import Any
 from conformance.bench import BenchConfig, BenchError, BenchResult, Mix, run_bench
 from conformance.bench.report import as_json, status
 from conformance.bench.sysinfo import machine
-from conformance.process import LOOPBACK, ServerProcess, ServerStartError
+from conformance.harness.process import LOOPBACK, ServerProcess, ServerStartError
 
 HERE = Path(__file__).resolve().parent
 SERVERS = ("echo", "normal", "full")

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from conformance.bench.streams import ExchangeError, StreamClient
-from conformance.process import ServerProcess, ServerStartError, reference_server_command
+from conformance.harness.process import ServerProcess, ServerStartError, reference_server_command
 from protocol import Add, Error, Find, Ok, Remove
 from protocol.codec import no_entry
 

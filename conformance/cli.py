@@ -1,6 +1,6 @@
 """``conformance``: judge an ABP/1 implementation, requirement by requirement.
 
-The command line only; ``conformance.runner`` runs the suite and
+The command line only; ``conformance.run_suite`` runs the suite and
 ``conformance.reports`` shows the result. ``serve``, ``matrix`` and ``bench``
 belong to their own packages and are imported only when asked for.
 """
@@ -15,10 +15,17 @@ import os
 import signal
 import sys
 import traceback
-from collections.abc import Callable, Iterator, Sequence
-from typing import NoReturn, TextIO
+from collections.abc import Iterator, Sequence
+from typing import TextIO
 
-from conformance.reports import EXIT_USAGE
+from conformance.harness.timing import TIMEOUT
+from protocol.program import (
+    EXIT_USAGE,
+    ProgramParser,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 
 EXIT_CODES = """\
 exit status:
@@ -42,42 +49,21 @@ examples:
 
 #: subcommands owned by other packages: name -> (module, one-line help)
 DELEGATED = {
-    "serve": ("conformance.clientsuite.serve", "a scripted server for trying a client by hand"),
+    "serve": ("conformance.suites.client.serve", "a scripted server for trying a client by hand"),
     "matrix": ("conformance.matrix.cli", "every client x every server: who talks to whom"),
     "bench": ("conformance.bench.cli", "load a server: throughput, latency, and no lost writes"),
 }
 
 
-class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr and exit 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def _positive(kind: type[int] | type[float], minimum: float = 0) -> Callable[[str], int | float]:
-    def convert(text: str) -> int | float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if value < minimum or (minimum == 0 and kind is float and value == 0):
-            raise argparse.ArgumentTypeError(f"must be at least {minimum:g}: {text!r}")
-        return value
-
-    convert.__name__ = kind.__name__
-    return convert
-
-
-def build_parser() -> Parser:
-    parser = Parser(
+def build_parser() -> ProgramParser:
+    parser = ProgramParser(
         prog="conformance",
         description="The ABP/1 conformance suite: judges a server (or client) against "
         "docs/spec.md, requirement by requirement, with the bytes on the wire as evidence.",
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ProgramParser)
     commands.required = True
 
     run = commands.add_parser(
@@ -109,7 +95,7 @@ def build_parser() -> Parser:
         help="the framing the server handles; auto probes it first (default: auto)",
     )
     target.add_argument(
-        "--idle-timeout", type=_positive(float), metavar="S", help="the server's idle timeout"
+        "--idle-timeout", type=positive_float, metavar="S", help="the server's idle timeout"
     )
     clients = run.add_argument_group("client under test (runs the client suite instead)")
     clients.add_argument("--client", metavar="TEMPLATE", help="argv-contract client command")
@@ -127,17 +113,17 @@ def build_parser() -> Parser:
     select.add_argument(
         "-n",
         "--workers",
-        type=_positive(int),
+        type=non_negative_int,
         default=os.cpu_count() or 1,
         metavar="N",
         help="parallel worker processes; 0 runs in this process (default: the cores, %(default)s)",
     )
     select.add_argument(
-        "--timeout", type=_positive(float), default=5.0, metavar="S", help="bound on every wait"
+        "--timeout", type=positive_float, default=TIMEOUT, metavar="S", help="bound on every wait"
     )
     select.add_argument("--seed", type=int, default=0, metavar="N", help="fuzzing seed")
     select.add_argument(
-        "--fuzz-examples", type=_positive(int, 1), metavar="N", help="examples per fuzz test"
+        "--fuzz-examples", type=positive_int, metavar="N", help="examples per fuzz test"
     )
     select.add_argument("--strict", action="store_true", help="a broken SHOULD fails the run")
     reports = run.add_argument_group("reports")
@@ -198,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except Exception as exc:
-        from conformance.runner import SuiteProblem, UsageProblem, exit_for
+        from conformance.run_suite import SuiteProblem, UsageProblem, exit_for
 
         if isinstance(exc, UsageProblem):
             print(f"conformance: error: {exc}", file=sys.stderr)
@@ -234,7 +220,7 @@ def terminate_as_interrupt() -> Iterator[None]:
 
 def run_command(args: argparse.Namespace, out: TextIO) -> int:
     from conformance.reports import console, html, json_report, junit
-    from conformance.runner import RunOptions, UsageProblem, run
+    from conformance.run_suite import RunOptions, UsageProblem, run
 
     client = args.client or args.client_menu
     if (client or args.listen) and (args.server or args.server_cmd or args.service != "abp"):
@@ -286,7 +272,7 @@ def run_command(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def list_requirements(args: argparse.Namespace, out: TextIO) -> int:
-    from conformance.runner import SUITES, covering_tests
+    from conformance.run_suite import SUITES, covering_tests
     from protocol import requirements
 
     services = [args.service] if args.service else list(SUITES)

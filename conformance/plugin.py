@@ -1,7 +1,7 @@
 """The pytest plugin: target options, the ``requirement`` marker, fixtures.
 
 Registered through the ``pytest11`` entry point, so ``pytest --abp-server
-HOST:PORT --pyargs conformance.server_tests`` works as well as ``conformance
+HOST:PORT --pyargs conformance.suites.server`` works as well as ``conformance
 run``. Without ``--abp-server`` it stays inert (the project's own tests load it
 too).
 
@@ -20,10 +20,10 @@ from collections.abc import Generator, Iterator
 
 import pytest
 
-from conformance.expect import RequirementFailed
-from conformance.session import ServerSession, ServerTarget
-from conformance.target import FRAMINGS, SERVICES
-from conformance.wire import Transcript, WireProtocolError
+from conformance.harness.timing import TIMEOUT
+from conformance.harness.wire import Transcript
+from conformance.judging.session import FRAMINGS, SERVICES, ServerSession, ServerTarget
+from conformance.judging.verdict import RequirementFailed
 from protocol import requirements
 from protocol.address import parse_address
 
@@ -40,7 +40,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--abp-service", choices=SERVICES, default="abp")
     group.addoption("--abp-framing", choices=FRAMINGS, default="line")
-    group.addoption("--abp-timeout", type=float, default=5.0, metavar="S")
+    group.addoption("--abp-timeout", type=float, default=TIMEOUT, metavar="S")
     group.addoption("--abp-seed", type=int, default=0, metavar="N")
     group.addoption("--abp-fuzz-examples", type=int, default=50, metavar="N")
     group.addoption("--abp-idle-timeout", type=float, default=None, metavar="S")
@@ -51,7 +51,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="ID",
         help="run only the tests of this requirement (or of a section: ABP-FRAME); repeatable",
     )
-    # the client suite (conformance.client_tests) reads these
+    # the client suite (conformance.suites.client) reads these
     group.addoption(
         "--abp-client",
         metavar="TEMPLATE",
@@ -99,7 +99,7 @@ def abp_target(pytestconfig: pytest.Config) -> ServerTarget:
 def abp(abp_target: ServerTarget, request: pytest.FixtureRequest) -> Iterator[ServerSession]:
     """One test's session with the server under test; its transcript is
     attached to the report."""
-    session = ServerSession(abp_target, test_id=request.node.nodeid)
+    session = ServerSession(abp_target)
     request.node.abp_session = session
     try:
         yield session
@@ -149,13 +149,10 @@ def failure_text(excinfo: pytest.ExceptionInfo[BaseException]) -> tuple[str, str
     """A failure in a few lines, and the requirement it names, if any."""
     exc = excinfo.value
     if isinstance(exc, RequirementFailed):
-        return exc.render(transcript=False), exc.requirement_id
+        return exc.render(), exc.requirement_id
     entry = excinfo.traceback[-1] if excinfo.traceback else None
     where = f" (at {entry.path}:{entry.lineno + 1})" if entry is not None else ""
-    text = excinfo.exconly().strip() + where
-    if isinstance(exc, WireProtocolError):
-        return text, exc.requirement
-    return text, None
+    return excinfo.exconly().strip() + where, None
 
 
 @pytest.hookimpl(wrapper=True)
@@ -166,12 +163,14 @@ def pytest_runtest_makereport(
     phase the failure text and the failed requirement; on teardown (where the
     transcript is complete) the transcript, rendered and as JSON records."""
     report = yield
+    transcript = transcript_of(item)
     if report.failed and call.excinfo is not None:
         text, failed_id = failure_text(call.excinfo)
         report.user_properties.append(("failure", text))
         if failed_id:
             report.user_properties.append(("failed_requirement", failed_id))
-    transcript = transcript_of(item)
+        if transcript is not None and transcript.records:  # shown under the failure
+            report.sections.append(("ABP transcript", transcript.render()))
     if call.when == "teardown" and transcript is not None and transcript.records:
         report.user_properties.append(("transcript", transcript.render()))
         report.user_properties.append(

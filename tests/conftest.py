@@ -6,7 +6,7 @@ Fixtures (all generic; use them from any test module):
   starts ``python -m reference_server`` on a free port of ``host`` with a fresh
   SQLite file in the test's ``tmp_path`` (or ``db``), waits until it accepts
   connections and returns a ``ReferenceServer`` (a
-  ``conformance.process.ServerProcess`` with ``.db`` and ``.service``). Every
+  ``conformance.harness.process.ServerProcess`` with ``.db`` and ``.service``). Every
   server it started is stopped (SIGTERM, then SIGKILL) at teardown.
 - ``shared_server``: one abp server per test module, for tests that only need
   *a* server (use names of your own: other tests share the book).
@@ -42,7 +42,9 @@ from pathlib import Path
 
 import pytest
 
-from conformance.process import LOOPBACK, ServerProcess, reference_server_command
+from conformance.harness.lines import TIMEOUT as TIMEOUT_ENDING
+from conformance.harness.lines import LineBuffer
+from conformance.harness.process import LOOPBACK, ServerProcess, reference_server_command
 from protocol import ClientConnection, ClientEvent, Request
 
 #: Seconds any single wait in these tests may take before it counts as a hang.
@@ -106,26 +108,24 @@ class LineClient:
         self.sock = socket.create_connection(address, timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.protocol = ClientConnection(counter=counter)
-        self._buffer = bytearray()
+        self.timeout = timeout
+        self._lines = LineBuffer(self._recv)
+
+    def _recv(self, wait: float) -> bytes:
+        self.sock.settimeout(wait)
+        return self.sock.recv(65536)
 
     def send_raw(self, data: bytes) -> None:
         self.sock.sendall(data)
 
     def read_line(self) -> bytes:
         """The next line, LF included, exactly as received; b"" at end of stream
-        (or the unterminated rest, if the stream ended mid-line)."""
-        while True:
-            lf = self._buffer.find(b"\n")
-            if lf >= 0:
-                line = bytes(self._buffer[: lf + 1])
-                del self._buffer[: lf + 1]
-                return line
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                rest = bytes(self._buffer)
-                self._buffer.clear()
-                return rest
-            self._buffer += chunk
+        (or the unterminated rest, if the stream ended mid-line); TimeoutError
+        when neither comes within the client's timeout."""
+        heard = self._lines.read(self.timeout)
+        if heard.ended_by == TIMEOUT_ENDING:
+            raise TimeoutError(f"no line within {self.timeout:g}s (got {heard.data[:60]!r})")
+        return heard.data
 
     def read_lines(self, count: int) -> list[bytes]:
         return [self.read_line() for _ in range(count)]

@@ -20,7 +20,7 @@ import pytest
 
 from conformance.bench.config import ConfigError, Mix, parse_address
 from conformance.bench.stats import Histogram
-from conformance.process import ServerProcess, free_port
+from conformance.harness.process import ServerProcess, free_port
 
 if TYPE_CHECKING:
     from conftest import StartServer

@@ -24,12 +24,12 @@ from pathlib import Path
 
 import pytest
 
-from conformance.clientsuite.listen import ipv6_loopback_available
-from conformance.clientsuite.scenarios import SCENARIOS, Book
-from conformance.clientsuite.scripted import ScriptedServer
 from conformance.corpus.clients.defects import DEFECTS, Defect
 from conformance.corpus.servers.harness import SuiteRun, run_suite
-from conformance.process import free_port
+from conformance.harness.process import free_port
+from conformance.suites.client.listen import ipv6_loopback_available
+from conformance.suites.client.scenarios import SCENARIOS, Book
+from conformance.suites.client.scripted import ScriptedServer
 from protocol import Add, Find
 
 PY = shlex.quote(sys.executable)
@@ -259,7 +259,7 @@ def test_serve_prints_the_verdict_on_ctrl_c(broken: bool) -> None:
 
 
 def test_serve_usage_errors_exit_2() -> None:
-    from conformance.clientsuite.serve import main
+    from conformance.suites.client.serve import main
 
     assert main(["--listen", "no-port-here"]) == 2
     assert main(["--entry", "missing-equals"]) == 2
@@ -273,7 +273,7 @@ def test_serve_usage_errors_exit_2() -> None:
 
 
 def test_serve_duration_stops_by_itself(capsys: pytest.CaptureFixture[str]) -> None:
-    from conformance.clientsuite.serve import main
+    from conformance.suites.client.serve import main
 
     assert main(["--listen", f"127.0.0.1:{free_port()}", "--duration", "0.3", "-q"]) == 0
     assert "nothing to judge" in capsys.readouterr().out

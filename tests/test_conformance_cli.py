@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.process import free_port
+from conformance.harness.process import free_port
 from protocol import requirements
 
 RUN_TIMEOUT = 240  # a whole suite run; each of its waits is bounded far below this

@@ -29,7 +29,7 @@ from conformance.corpus.servers.harness import (
     run_suite,
     suite_args,
 )
-from conformance.process import ServerProcess
+from conformance.harness.process import ServerProcess
 
 #: The deadline of one suite run (a run normally takes a few seconds).
 RUN_TIMEOUT = 150.0

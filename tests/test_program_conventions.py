@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.process import LOOPBACK, ServerProcess, free_port, reference_server_command
+from conformance.harness.process import LOOPBACK, ServerProcess, free_port, reference_server_command
 from protocol import requirements
 
 TIMEOUT = 10.0

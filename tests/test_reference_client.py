@@ -17,7 +17,7 @@ import client_process
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from conformance.process import ServerProcess, reference_server_command
+from conformance.harness.process import ServerProcess, reference_server_command
 from protocol import Add, Error, Find, Ok, Remove, strategies
 from reference_client import Address, AddressError, Session, parse_address, resolve_address
 

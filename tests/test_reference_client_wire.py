@@ -26,7 +26,7 @@ from scripted_server import (
     read_until_eof,
 )
 
-from conformance.process import free_port, wait_until
+from conformance.harness.process import free_port, wait_until
 
 
 @pytest.fixture

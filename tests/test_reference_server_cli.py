@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from conformance.process import LOOPBACK
+from conformance.harness.process import LOOPBACK
 from protocol import Add, Find, Ok
 
 if TYPE_CHECKING:

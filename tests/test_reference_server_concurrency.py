@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from conformance.process import wait_until
+from conformance.harness.process import wait_until
 from protocol import Add, Find, Ok
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ from pathlib import Path
 from protocol import requirements
 
 ROOT = Path(__file__).resolve().parent.parent
-SUITES = ["conformance/server_tests", "conformance/counter_tests", "conformance/client_tests"]
+SUITES = ["conformance/suites/server", "conformance/suites/counter", "conformance/suites/client"]
 MARKER = re.compile(r"\brequirement\(([^)]*)\)")
 ID = re.compile(r"ABP-[A-Z]+-\d+")
 
@@ -72,9 +72,9 @@ def test_no_marker_names_an_unknown_requirement() -> None:
 def test_suite_markers_name_requirements_of_the_right_role() -> None:
     """A client requirement marked in the server suite would be judged against a server."""
     roles = {
-        "conformance/server_tests": {"server"},
-        "conformance/counter_tests": {"counter", "server"},
-        "conformance/client_tests": {"client"},
+        "conformance/suites/server": {"server"},
+        "conformance/suites/counter": {"counter", "server"},
+        "conformance/suites/client": {"client"},
     }
     catalogue = requirements.catalogue()
     wrong = []

@@ -28,7 +28,7 @@ from conformance.bench.config import (
 )
 from conformance.bench.probe import Unreachable, check_loopback
 from conformance.bench.runner import BenchError, run_bench
-from conformance.process import LOOPBACK, ServerProcess, ServerStartError
+from conformance.harness.process import LOOPBACK, ServerProcess, ServerStartError
 
 PROG = "conformance bench"
 EXIT_OK, EXIT_DATA, EXIT_USAGE = 0, 1, 2

@@ -1,6 +1,6 @@
 """Before the run: is the server there, and which framing does it speak?
 
-``auto`` asks the conformance suite's framing probe (``conformance.framing``):
+``auto`` asks the conformance suite's framing probe (``conformance.harness.probe``):
 an ``OK``/``ERROR`` line ended by LF is an ABP/1 server; free text, or an
 answer that ends by silence or close, is a tutorial-style one (ABP-FRAME-8),
 which then gets unterminated requests one at a time.
@@ -11,8 +11,8 @@ from __future__ import annotations
 import ipaddress
 import socket
 
-from conformance.framing import detect
-from conformance.wire import WireError
+from conformance.harness.probe import detect
+from conformance.harness.wire import WireError
 from protocol.address import format_address
 
 #: Silence that ends a legacy answer during the probe (generous: one answer).
@@ -38,7 +38,7 @@ def check_loopback(host: str) -> None:
 
 
 def detect_framing(host: str, port: int, framing: str, timeout: float) -> tuple[str, list[str]]:
-    """("line" or "legacy", notes): the suite's own probe (``conformance.framing``);
+    """("line" or "legacy", notes): the suite's own probe (``conformance.harness.probe``);
     raises ``Unreachable``."""
     where = format_address(host, port)
     if framing != "auto":

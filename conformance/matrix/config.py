@@ -38,7 +38,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only (tomli is a dependency there)
     import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
 
-from conformance.process import render
+from conformance.harness.process import render
 
 BUNDLED = "interop.toml"
 DEFAULT_TIMEOUT = 10.0

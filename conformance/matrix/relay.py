@@ -15,7 +15,7 @@ import struct
 import threading
 from types import TracebackType
 
-from conformance.wire import Transcript
+from conformance.harness.wire import Transcript
 
 #: How often blocked threads look at the stop flag, in seconds.
 POLL = 0.05

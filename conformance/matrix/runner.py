@@ -16,13 +16,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from conformance.clientsuite.contracts import MENU_QUIT, menu_script
-from conformance.clientsuite.runner import ClientRun, ClientStartError, LiveProcess, run_client
+from conformance.harness.process import ServerProcess, ServerStartError, render, wait_until
+from conformance.harness.wire import Transcript
 from conformance.matrix.config import ClientSpec, MatrixConfig, ServerSpec
 from conformance.matrix.relay import Relay
 from conformance.matrix.scenarios import ERROR, OK, SCENARIOS, InteropScenario, Step
-from conformance.process import ServerProcess, ServerStartError, render, wait_until
-from conformance.wire import Transcript
+from conformance.suites.client.contracts import MENU_QUIT, menu_script
+from conformance.suites.client.launch import ClientRun, ClientStartError, LiveProcess, run_client
 
 
 @dataclass

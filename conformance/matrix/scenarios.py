@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from conformance.clientsuite.contracts import Address, Op
+from conformance.suites.client.contracts import Address, Op
 
 OK, ERROR = "ok", "error"
 

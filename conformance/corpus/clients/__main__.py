@@ -1,33 +1,26 @@
 """``python -m conformance.corpus.clients --defect NAME [--timeout S] HOST PORT OP NAME [ENTRY]``.
 
 The argv contract (docs/spec.md section 8): exit 0 on OK, 1 on an ERROR
-answer, 2 on a network failure, 64 for a bad command line or invalid input.
+answer, 2 on a network failure or a bad command line, 64 for invalid input.
 Put ``--`` before HOST when NAME or ENTRY may start with ``-``.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
 
-from conformance.corpus.clients.base import EXIT_USAGE
 from conformance.corpus.clients.defects import DEFECTS
+from protocol.program import ProgramParser, positive_float
 
 PROG = "python -m conformance.corpus.clients"
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _Parser(prog=PROG, description="A deliberately broken ABP/1 client.")
+    parser = ProgramParser(prog=PROG, description="A deliberately broken ABP/1 client.")
     parser.add_argument("--defect", default="correct", help="which broken client (--list)")
     parser.add_argument("--list", action="store_true", help="list the defects and exit")
-    parser.add_argument("--timeout", type=float, default=2.0, help="seconds per wait")
+    parser.add_argument("--timeout", type=positive_float, default=2.0, help="seconds per wait")
     parser.add_argument("host", nargs="?")
     parser.add_argument("port", nargs="?")
     parser.add_argument("op", nargs="?")

@@ -7,24 +7,24 @@ Exit status: 0 after SIGTERM/SIGINT (the book is closed cleanly: the
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
 
 from conformance.corpus.servers.defects import DEFECTS
 from protocol import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_QUIET_PERIOD
+from protocol.program import (
+    ProgramParser,
+    host_name,
+    non_negative_float,
+    port_number,
+    positive_float,
+)
 
 PROG = "python -m conformance.corpus.servers"
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def _listing() -> str:
@@ -41,17 +41,17 @@ def _listing() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _Parser(prog=PROG, description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = ProgramParser(prog=PROG, description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--defect", default="correct", help="which broken server (see --list)")
     parser.add_argument("--list", action="store_true", help="list the defects and exit")
-    parser.add_argument("--host", default=DEFAULT_HOST)
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    parser.add_argument("--host", type=host_name, default=DEFAULT_HOST)
+    parser.add_argument("--port", type=port_number(allow_zero=True), default=DEFAULT_PORT)
     parser.add_argument(
         "--data", type=Path, default=None, help="directory of the book's log (none: not saved)"
     )
     parser.add_argument("--service", choices=("abp", "counter"), default=None)
-    parser.add_argument("--quiet-period", type=float, default=DEFAULT_QUIET_PERIOD)
-    parser.add_argument("--idle-timeout", type=float, default=300.0)
+    parser.add_argument("--quiet-period", type=non_negative_float, default=DEFAULT_QUIET_PERIOD)
+    parser.add_argument("--idle-timeout", type=positive_float, default=300.0)
     args = parser.parse_args(argv)
     if args.list:
         with contextlib.suppress(BrokenPipeError):  # `--list | head`

@@ -1,0 +1,226 @@
+"""Many connections at once, from one thread: the concurrency requirements.
+
+Opening 200 connections one by one with blocking sockets would let a server
+that serves one client at a time stall the suite for a timeout per
+connection. Here every socket is non-blocking and one selector drives them all
+under a single deadline, so such a server fails quickly, with the count of
+connections it never served. Everything sent and received goes into the
+test's transcript, as with ``Wire``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import selectors
+import socket
+import struct
+import time
+from dataclasses import dataclass, field
+
+from conformance.harness.lines import LINE_CAP, split_lines
+from conformance.harness.timing import LEGACY_QUIET
+from conformance.harness.wire import Transcript
+
+
+@dataclass
+class Member:
+    """One connection of the crowd."""
+
+    index: int
+    name: str
+    sock: socket.socket
+    connected: bool = False
+    error: str = ""
+    outgoing: bytearray = field(default_factory=bytearray)
+    received: bytearray = field(default_factory=bytearray)
+    eof: bool = False
+    last_data: float | None = None
+
+    def lines(self) -> list[bytes]:
+        """The complete lines received so far, LF included."""
+        return split_lines(bytes(self.received))[0]
+
+    @property
+    def partial(self) -> bytes:
+        """Received bytes after the last LF."""
+        return split_lines(bytes(self.received))[1]
+
+
+class Crowd:
+    """``count`` connections to one server, driven together."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        transcript: Transcript,
+        *,
+        prefix: str = "m",
+        legacy: bool = False,
+        quiet: float = LEGACY_QUIET,
+        detail: int = 4,
+    ) -> None:
+        self.host, self.port = host, port
+        self.transcript = transcript
+        self.prefix = prefix
+        self.legacy = legacy
+        self.quiet = quiet
+        self.detail = detail  # members recorded byte for byte; the rest only on trouble
+        self.members: list[Member] = []
+        self._selector = selectors.DefaultSelector()
+
+    def __enter__(self) -> Crowd:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- connecting
+    def open(self, count: int, timeout: float) -> list[Member]:
+        """Start ``count`` connects at once; wait (at most ``timeout``) for them.
+        Returns the members that connected."""
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        start = len(self.members)
+        for i in range(start, start + count):
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            member = Member(i, f"{self.prefix}{i + 1}", sock)
+            self.members.append(member)
+            code = sock.connect_ex((self.host, self.port))
+            if code == 0:
+                self._connected(member)
+            elif code in (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN):
+                self._selector.register(sock, selectors.EVENT_WRITE, member)
+            else:
+                member.error = errno.errorcode.get(code, str(code))
+        deadline = time.monotonic() + timeout
+        while self._selector.get_map():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            for key, _ in self._selector.select(remaining):
+                member = key.data
+                self._selector.unregister(member.sock)
+                code = member.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if code == 0:
+                    self._connected(member)
+                else:
+                    member.error = errno.errorcode.get(code, str(code))
+                    self.transcript.note(member.name, f"connect failed: {member.error}")
+        for key in list(self._selector.get_map().values()):
+            member = key.data
+            self._selector.unregister(member.sock)
+            member.error = "connect did not complete before the deadline"
+        return [m for m in self.members[start:] if m.connected]
+
+    def _connected(self, member: Member) -> None:
+        member.connected = True
+        with contextlib.suppress(OSError):
+            member.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if member.index < self.detail:
+            self.transcript.note(member.name, f"connected to {self.host}:{self.port}")
+
+    # -- talking
+    def send(self, member: Member, data: bytes, note: str = "") -> None:
+        """Queue ``data``; it leaves during ``exchange``."""
+        if member.index < self.detail:
+            self.transcript.add(member.name, ">>", data, note)
+        member.outgoing += data
+
+    def exchange(self, lines: int, timeout: float, members: list[Member] | None = None) -> None:
+        """Send what is queued and read until each member holds ``lines``
+        answers (legacy: until an answer ended by LF, end of stream or a quiet
+        gap), or has been closed, or the deadline passes."""
+        group = [m for m in (self.members if members is None else members) if m.connected]
+        deadline = time.monotonic() + timeout
+        while True:
+            now = time.monotonic()
+            waiting = [m for m in group if not self._done(m, lines, now)]
+            if not waiting or now >= deadline:
+                break
+            for member in waiting:
+                events = selectors.EVENT_READ | (selectors.EVENT_WRITE if member.outgoing else 0)
+                self._selector.register(member.sock, events, member)
+            wait = deadline - now
+            if self.legacy:
+                wait = min(wait, self.quiet / 2)
+            try:
+                ready = self._selector.select(wait)
+            finally:
+                for member in waiting:
+                    self._selector.unregister(member.sock)
+            for key, mask in ready:
+                member = key.data
+                if mask & selectors.EVENT_WRITE:
+                    self._write(member)
+                if mask & selectors.EVENT_READ:
+                    self._read(member)
+
+    def _done(self, member: Member, lines: int, now: float) -> bool:
+        if member.eof or not member.connected:
+            return True
+        if member.outgoing:
+            return False
+        if member.received.count(b"\n") >= lines:
+            return True
+        return (
+            self.legacy
+            and member.last_data is not None
+            and bool(member.partial)
+            and now - member.last_data >= self.quiet
+        )
+
+    def _write(self, member: Member) -> None:
+        try:
+            sent = member.sock.send(member.outgoing)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            member.outgoing.clear()
+            member.eof = True
+            self.transcript.note(member.name, f"send failed: {exc}")
+            return
+        del member.outgoing[:sent]
+
+    def _read(self, member: Member) -> None:
+        try:
+            data = member.sock.recv(65536)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            member.eof = True
+            self.transcript.note(member.name, f"receive failed: {exc}")
+            return
+        if not data:
+            member.eof = True
+            if member.index < self.detail:
+                self.transcript.note(member.name, "end of stream from server")
+            return
+        member.received += data
+        member.last_data = time.monotonic()
+        pending = len(member.received) - member.received.rfind(b"\n") - 1
+        if pending > LINE_CAP:  # bound what a member buffers: stop reading it
+            member.eof = True
+            member.error = f"{pending} bytes with no LF (the cap is {LINE_CAP})"
+            self.transcript.note(member.name, member.error)
+        if member.index < self.detail:
+            self.transcript.add(member.name, "<<", data)
+
+    # -- ending
+    def close(self) -> None:
+        for member in self.members:
+            with contextlib.suppress(OSError):
+                member.sock.close()
+        self.members.clear()
+        self._selector.close()
+
+    def reset(self, member: Member) -> None:
+        """Close with RST (SO_LINGER 0)."""
+        with contextlib.suppress(OSError):
+            member.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        with contextlib.suppress(OSError):
+            member.sock.close()
+        member.connected = False
+        if member.index < self.detail:
+            self.transcript.note(member.name, "reset (RST)")

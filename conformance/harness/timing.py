@@ -1,0 +1,79 @@
+"""Every wait the suite makes, in one place, each with its reason (seconds).
+
+Two kinds. *Loopback facts* do not depend on how fast the server under test
+is and never scale: how long loopback takes to deliver one ``send()``, or how
+long a pause splits a request in two (ABP-FRAME-6). *Budgets* are what the
+suite grants a server before it judges; each is a ceiling, and the wait
+actually used is ``budget(VALUE, timeout)`` = ``min(VALUE, --timeout)``, so a
+short ``--timeout`` shortens every one of them, and a long one never makes a
+test wait longer than the value here. ``--timeout`` itself (``TIMEOUT``
+by default) bounds every single wait for an answer.
+"""
+
+from __future__ import annotations
+
+# -- the bound on every wait
+#: Default ``--timeout``: the longest any single wait for an answer may take.
+TIMEOUT = 5.0
+
+# -- processes (the suite's own, not the server's speed: never scaled)
+#: How long a started server may take to accept connections (an interpreter
+#: importing its modules on a busy machine).
+PROCESS_READY = 10.0
+#: How long a process may take to exit after SIGTERM (or SIGKILL) before the
+#: next step; also the bound on joining the suite's own threads.
+PROCESS_EXIT = 5.0
+#: One connect attempt while waiting for a process to listen.
+CONNECT_ATTEMPT = 0.2
+#: How often a wait on a condition looks again.
+POLL = 0.01
+
+# -- loopback facts (never scaled)
+#: A legacy answer (no LF) is over after this much silence: one answer is one
+#: ``send()``, whose bytes arrive together on loopback; the protocol's own
+#: default quiet period (ABP-FRAME-6).
+LEGACY_QUIET = 0.1
+#: The longest pause between the pieces of a split request that still makes
+#: them one request: half the protocol's quiet period (ABP-FRAME-6).
+TRICKLE_MARGIN = 0.05
+#: The glance after each piece of a split request for an early answer: short,
+#: so that the pieces stay well within ``TRICKLE_MARGIN`` of each other.
+TRICKLE_LISTEN = 0.002
+#: A short listen for bytes already in flight (a check that nothing more was
+#: sent, or a moment for queued bytes to leave): loopback delivers in well
+#: under a millisecond, so this is margin for a busy machine.
+SETTLE = 0.05
+#: How long one ``send()`` of a flood may block before the peer counts as no
+#: longer reading.
+SEND_SLICE = 0.05
+#: The framing probe's silence after a first byte: an answer with no LF is
+#: over (generous: the probe runs once, before the tests).
+PROBE_QUIET = 0.5
+
+#: The idle timeout given to the embedded reference server (``conformance run``
+#: with no target), so that its idle-timeout test (ABP-CONN-8) takes a second.
+EMBEDDED_IDLE_TIMEOUT = 1.0
+
+# -- budgets (each used as ``budget(VALUE, timeout)``)
+#: How long part of an answer may sit without its LF before it counts as
+#: unterminated (ABP-FRAME-1), for a server that frames with LF.
+STALL = 1.0
+#: The same for a server known to answer with no LF (``--framing legacy``):
+#: a few quiet periods, not a second per answer.
+STALL_LEGACY = 3 * LEGACY_QUIET
+#: How long another client may wait on a server held up by a slow one
+#: (ABP-CONN-5) before it counts as held up: a person's patience, not the timeout.
+HOLDUP = 1.5
+#: How long a burst of connections (a crowd) may take to be accepted.
+CROWD_CONNECT = 0.5
+#: How long a client that stops reading keeps sending its flood (ABP-CONN-5).
+FLOOD = 1.0
+#: How long a server may take to send something nobody asked for (ABP-TRANSPORT).
+UNSOLICITED = 0.2
+#: How long past its idle timeout a server may take to close (ABP-CONN-8).
+IDLE_GRACE = 2.0
+
+
+def budget(value: float, timeout: float) -> float:
+    """A budget under ``--timeout``: never longer than either."""
+    return min(value, timeout)

@@ -1,0 +1,400 @@
+"""``conformance run`` and ``conformance list``: pytest, in this process.
+
+The suite is an ordinary pytest package (``conformance.suites.server`` and
+friends) run through ``pytest.main`` with the bundled ``pytest.ini`` (so the
+settings of whatever project the user stands in do not apply), xdist for the
+workers, pytest's own output switched off (``-p no:terminal``), and a
+``ResultCollector`` that turns every report into a ``TestRecord``.
+
+Errors the user can fix (bad arguments, a target that cannot be reached, a
+server command that does not start) are ``UsageProblem``: one line, exit 2.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import io
+import os
+import shlex
+import socket
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TextIO
+
+import pytest
+
+from conformance.harness import probe as framing
+from conformance.harness.process import ServerProcess, ServerStartError, reference_server_command
+from conformance.harness.timing import EMBEDDED_IDLE_TIMEOUT, TIMEOUT, budget
+from conformance.harness.wire import WireError
+from conformance.plugin import selects
+from conformance.reports import EXIT_INTERNAL, EXIT_USAGE, ResultCollector, RunResult
+from protocol import requirements
+from protocol.address import format_address, parse_address
+
+#: which test package judges which service, and whose requirements it covers
+SUITES = {
+    "abp": ("conformance.suites.server", ("server",)),
+    "counter": ("conformance.suites.counter", ("counter",)),
+    "client": ("conformance.suites.client", ("client",)),
+}
+PYTEST_INI = Path(__file__).with_name("pytest.ini")
+NO_AUTOLOAD = "PYTEST_DISABLE_PLUGIN_AUTOLOAD"
+HYPOTHESIS_DIR = "HYPOTHESIS_STORAGE_DIRECTORY"
+
+
+class UsageProblem(Exception):
+    """The user's to fix: exit 2, one line."""
+
+
+class SuiteProblem(Exception):
+    """The suite's own fault: exit 3; ``details`` are shown with -v."""
+
+    def __init__(self, message: str, details: str = "") -> None:
+        super().__init__(message)
+        self.details = details
+
+
+@dataclass
+class RunOptions:
+    service: str = "abp"  # abp, counter or client
+    server: str | None = None
+    server_cmd: str | None = None
+    framing: str = "auto"
+    workers: int = 1
+    requirements: list[str] = field(default_factory=list)
+    keyword: str | None = None
+    timeout: float = TIMEOUT
+    seed: int = 0
+    fuzz_examples: int | None = None
+    idle_timeout: float | None = None
+    strict: bool = False
+    verbose: bool = False
+    client: str | None = None
+    client_menu: str | None = None
+    listen: str | None = None
+
+
+def suite_dir(package: str) -> Path:
+    """The directory of an installed test package (wherever it is installed)."""
+    try:
+        module = importlib.import_module(package)
+    except ModuleNotFoundError as exc:
+        if exc.name and package.startswith(exc.name):
+            raise SuiteProblem(f"{package} is not part of this installation") from None
+        raise
+    return Path(next(iter(module.__path__)))
+
+
+def check_keyword(expression: str | None) -> None:
+    """A wrong ``-k`` would only surface inside the workers, as an internal error."""
+    if not expression:
+        return
+    try:
+        from _pytest.mark.expression import Expression
+    except ImportError:  # pytest moved it: the workers will complain instead
+        return
+    try:
+        Expression.compile(expression)
+    except Exception as exc:  # ParseError in older pytests, SyntaxError in newer ones
+        why = getattr(exc, "msg", None) or getattr(exc, "message", None) or exc
+        raise UsageProblem(f"-k {expression!r}: {why}") from None
+
+
+def check_requirement_selection(wanted: Sequence[str]) -> None:
+    known = list(requirements.catalogue())
+    for rid in wanted:
+        if not selects([rid], known):
+            raise UsageProblem(f"unknown requirement {rid!r} (see 'conformance list')")
+
+
+#: the only pytest plugins a run loads: autoloading is off, so that neither the
+#: user's other plugins (pytest-randomly reseeding hypothesis...) nor pytest's
+#: assertion rewriting of every module of every plugin's distribution (seconds
+#: per process when bytecode is not cached) weigh on the run
+PLUGINS = ("xdist.plugin", "_hypothesis_pytestplugin", "conformance.plugin")
+
+
+def available_plugins() -> list[str]:
+    return [plugin for plugin in PLUGINS if importlib.util.find_spec(plugin) is not None]
+
+
+def base_args(test_dir: Path, workers: int) -> list[str]:
+    args = [
+        "-c", str(PYTEST_INI),
+        "--rootdir", str(test_dir.parents[2]),
+        "-p", "no:terminal",
+        "-p", "no:cacheprovider",
+    ]  # fmt: skip
+    for plugin in available_plugins():
+        args += ["-p", plugin]
+    if workers >= 1:
+        args += ["-n", str(workers)]
+    return args
+
+
+@contextlib.contextmanager
+def quiet_pytest() -> Iterator[io.StringIO]:
+    """pytest in a controlled environment (inherited by the xdist workers): no
+    ``PYTEST_ADDOPTS``, no plugin autoloading, hypothesis's files in a scratch
+    directory; whatever pytest itself prints goes to a buffer (shown with -v)."""
+    buffer = io.StringIO()
+    names = ("PYTEST_ADDOPTS", NO_AUTOLOAD, HYPOTHESIS_DIR)
+    saved = {name: os.environ.pop(name) for name in names if name in os.environ}
+    with tempfile.TemporaryDirectory(prefix="abp-conformance-hypothesis-") as scratch:
+        os.environ[NO_AUTOLOAD] = "1"
+        os.environ[HYPOTHESIS_DIR] = scratch
+        try:
+            with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
+                yield buffer
+        finally:
+            for name in names:
+                os.environ.pop(name, None)
+            os.environ.update(saved)
+
+
+def _show(address: tuple[str, int]) -> str:
+    return format_address(*address)
+
+
+def _reachable(host: str, port: int, timeout: float) -> None:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise UsageProblem(f"cannot connect to {_show((host, port))}: {reason}") from None
+
+
+@contextlib.contextmanager
+def server_under_test(
+    options: RunOptions, out: TextIO
+) -> Iterator[tuple[str, int, str | None, ServerProcess | None]]:
+    """host, port, the command template for private instances, and the shared
+    process when the suite started it."""
+    if options.server is not None:
+        try:
+            host, port = parse_address(options.server)
+        except ValueError as exc:
+            raise UsageProblem(f"--server: {exc}") from None
+        _reachable(host, port, budget(TIMEOUT, options.timeout))
+        yield host, port, None, None
+        return
+    if options.server_cmd is not None:
+        template = options.server_cmd
+        if "{port}" not in template:
+            raise UsageProblem("--server-cmd needs a {port} placeholder for the port to listen on")
+    else:
+        idle = options.idle_timeout or EMBEDDED_IDLE_TIMEOUT
+        template = shlex.join(
+            reference_server_command(
+                "--service", "counter" if options.service == "counter" else "abp",
+                "--db", "{tmpdir}/book.sqlite3",
+                "--idle-timeout", f"{idle:g}",
+            )
+        )  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="abp-conformance-") as tmpdir:
+        process = ServerProcess(template, tmpdir=tmpdir)  # {tmpdir}: the shared instance's
+        try:
+            argv = process.argv()
+        except (KeyError, ValueError) as exc:
+            raise UsageProblem(f"--server-cmd: {exc.args[0] if exc.args else exc}") from None
+        out.write(f"starting the server: {shlex.join(argv)}\n")
+        try:
+            process.start()
+        except ServerStartError as exc:
+            process.close()
+            raise UsageProblem(_one_line(str(exc))) from None
+        try:
+            yield process.host, process.port, template, process
+        finally:
+            process.close()
+
+
+def _one_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    if len(lines) > 1 and "--- server stderr ---" in lines:
+        tail = [line for line in lines[lines.index("--- server stderr ---") + 1 :] if line.strip()]
+        return lines[0] + (f"; its last words: {tail[-1].strip()}" if tail else "")
+    return lines[0] if lines else text
+
+
+def _client_args(options: RunOptions, target: dict[str, Any], out: TextIO) -> list[str]:
+    args: list[str] = []
+    for flag, value in (
+        ("--abp-client", options.client),
+        ("--abp-client-menu", options.client_menu),
+        ("--abp-listen", options.listen),
+    ):
+        if value is not None:
+            args += [flag, value]
+            target[flag.removeprefix("--abp-")] = value
+    out.write(f"ABP/1 conformance: client {options.client or options.client_menu}\n")
+    return args
+
+
+def _server_args(
+    options: RunOptions,
+    target: dict[str, Any],
+    out: TextIO,
+    server: tuple[str, int, str | None, ServerProcess | None],
+) -> list[str]:
+    host, port, template, process = server
+    address = _show((host, port))
+    out.write(f"ABP/1 conformance: {options.service} server at {address}\n")
+    chosen, how = options.framing, "given with --framing"
+    if options.framing == "auto":
+        try:
+            found = framing.detect(host, port, service=options.service, timeout=options.timeout)
+        except WireError as exc:
+            raise UsageProblem(str(exc)) from None
+        chosen, how = found.framing or framing.LINE, found.reason
+        out.write(found.describe() + "\n")
+    embedded = process is not None and options.server_cmd is None
+    idle = options.idle_timeout or (EMBEDDED_IDLE_TIMEOUT if embedded else None)
+    args = ["--abp-server", address, "--abp-service", options.service, "--abp-framing", chosen]
+    if template is not None:
+        args += ["--abp-server-cmd", template]
+    if idle is not None:
+        args += ["--abp-idle-timeout", f"{idle:g}"]
+    target.update(
+        address=address,
+        service=options.service,
+        framing=chosen,
+        framing_reason=how,
+        server_cmd=template,
+        embedded=embedded,
+    )
+    return args
+
+
+def _common_args(options: RunOptions) -> list[str]:
+    args = ["--abp-timeout", f"{options.timeout:g}", "--abp-seed", str(options.seed)]
+    if "_hypothesis_pytestplugin" in available_plugins():
+        args += ["--hypothesis-seed", str(options.seed)]
+    if options.fuzz_examples is not None:
+        args += ["--abp-fuzz-examples", str(options.fuzz_examples)]
+    for rid in options.requirements:
+        args += ["--abp-requirement", rid]
+    if options.keyword:
+        args += ["-k", options.keyword]
+    return args
+
+
+def run(options: RunOptions, out: TextIO) -> tuple[int, RunResult | None, str]:
+    """Run the suite; returns (exit status, the result, pytest's own output)."""
+    check_requirement_selection(options.requirements)
+    check_keyword(options.keyword)
+    package, roles = SUITES[options.service]
+    test_dir = suite_dir(package)
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    clock = time.monotonic()
+    target: dict[str, Any] = {"suite": package}
+    with contextlib.ExitStack() as stack:
+        if options.service == "client":
+            extra = _client_args(options, target, out)
+            process = None
+        else:
+            server = stack.enter_context(server_under_test(options, out))
+            extra = _server_args(options, target, out, server)
+            process = server[3]
+        target.update(seed=options.seed, workers=options.workers)
+        extra += _common_args(options)
+        code, collector, output = _pytest(test_dir, options.workers, extra, out)
+        if process is not None and not process.running:
+            status = process.process.returncode if process.process else None
+            out.write(f"note: the server process exited during the run (status {status})\n")
+            target["server_exit_status"] = status
+
+    result = RunResult(
+        collector.records,
+        target=target,
+        started=started,
+        duration=time.monotonic() - clock,
+        strict=options.strict,
+        roles=roles,
+        complete=not (options.requirements or options.keyword),
+        warnings=collector.warnings,
+    )
+    try:
+        return _exit_status(code, collector, result, options, output), result, output
+    except SuiteProblem as exc:
+        details = "\n".join([*collector.collection_errors, *collector.internal_errors, output])
+        raise SuiteProblem(str(exc), details) from None
+
+
+def _pytest(
+    test_dir: Path, workers: int, extra: list[str], out: TextIO
+) -> tuple[int, ResultCollector, str]:
+    from conformance.reports.console import Progress
+
+    progress: Progress | None = None
+    collector = ResultCollector(lambda record: progress.update(record) if progress else None)
+    progress = Progress(out, lambda: collector.total)
+    args = [*base_args(test_dir, workers), *extra, str(test_dir)]
+    with quiet_pytest() as buffer:
+        code = int(pytest.main(args, plugins=[collector]))
+    progress.finish()
+    return code, collector, buffer.getvalue()
+
+
+def _exit_status(
+    code: int, collector: ResultCollector, result: RunResult, options: RunOptions, output: str
+) -> int:
+    if collector.interrupted:
+        raise KeyboardInterrupt
+    if collector.collection_errors:
+        where, _, text = collector.collection_errors[0].partition(": ")
+        lines = [line for line in text.splitlines() if line.strip()]
+        raise SuiteProblem(
+            f"{where} failed to load: {lines[-1].removeprefix('E ').strip() if lines else '?'}"
+        )
+    if code in (pytest.ExitCode.INTERNAL_ERROR,) or collector.internal_errors:
+        raise SuiteProblem("pytest stopped with an internal error")
+    if code == pytest.ExitCode.USAGE_ERROR:  # e.g. a conftest refused an option's value
+        said = [line for line in output.splitlines() if line.startswith("ERROR: ")]
+        raise UsageProblem(
+            said[0].removeprefix("ERROR: ") if said else "pytest refused the arguments"
+        )
+    if code == pytest.ExitCode.NO_TESTS_COLLECTED or not result.records:
+        if options.requirements or options.keyword:
+            raise UsageProblem("no test matches the selection (--requirement / -k)")
+        raise SuiteProblem("the suite holds no test")
+    return result.exit_code()
+
+
+# -- conformance list
+def covering_tests(services: Sequence[str]) -> dict[str, list[str]]:
+    """requirement ID -> the test ids that name it, by collecting the suites."""
+    covered: dict[str, list[str]] = {}
+    for service in services:
+        package, _ = SUITES[service]
+        try:
+            test_dir = suite_dir(package)
+        except SuiteProblem:
+            continue
+        collector = ResultCollector()
+        args = [*base_args(test_dir, 0), "--collect-only", str(test_dir)]
+        with quiet_pytest():
+            code = pytest.main(args, plugins=[collector])
+        if collector.collection_errors or code not in (0, pytest.ExitCode.NO_TESTS_COLLECTED):
+            raise SuiteProblem(f"the tests of {package} failed to load")
+        from conformance.plugin import requirement_ids
+
+        for item in collector.items:
+            for rid in requirement_ids(item):
+                covered.setdefault(rid, []).append(item.nodeid)
+    return covered
+
+
+def exit_for(exc: BaseException) -> int:
+    return EXIT_USAGE if isinstance(exc, UsageProblem) else EXIT_INTERNAL
+
+
+__all__ = ["RunOptions", "SuiteProblem", "UsageProblem", "covering_tests", "run", "suite_dir"]

@@ -1,0 +1,404 @@
+"""Section 5 of docs/spec.md: Connections.
+
+Many requests per connection, pipelining, errors that keep the connection
+open, 200 clients at once, and the clients that must not hold anybody up:
+silent, half a line, never reading, resetting. A server that serves one
+client at a time fails here within ``abp.target.holdup_bound`` seconds, not a timeout.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from conformance.harness.crowd import Member
+from conformance.harness.timing import CROWD_CONNECT, FLOOD, IDLE_GRACE, SETTLE, budget
+from conformance.judging.session import ANY_OK, Expected, ServerSession, decode, wire_form
+from conformance.judging.verdict import fail
+from protocol import Add, Error, Find, Ok, Remove, Request, ServerBusy
+from protocol.codec import (
+    INVALID_UTF8,
+    MALFORMED_REQUEST,
+    encode_request,
+    encode_response,
+    line_content,
+    no_entry,
+    unrecognised,
+)
+
+BUSY = ServerBusy()
+CROWD = 200
+
+
+# ---------------------------------------------------------------- ABP-CONN-1
+
+
+@pytest.mark.requirement("ABP-CONN-1")
+def test_connection_carries_many_requests(abp: ServerSession) -> None:
+    """ABP-CONN-1: "A connection MUST carry any number of requests, one after
+    the other, until the client closes it." (Five in legacy framing, where
+    each answer ends only after a quiet gap; fifty otherwise.)"""
+    conn = abp.raw("ABP-CONN-1")
+    name = abp.name()
+    rounds = 5 if abp.target.legacy else 25
+    for i in range(rounds):
+        abp.expect(
+            "ABP-CONN-1", Add(name, f"v{i}"), ANY_OK, f"add #{i + 1}", conn=conn, by="meaning"
+        )
+        abp.expect("ABP-CONN-1", Find(name), Ok(f"v{i}"), f"fnd #{i + 1}", conn=conn, by="meaning")
+
+
+# ---------------------------------------------------------------- ABP-CONN-2
+
+
+@pytest.mark.requirement("ABP-CONN-2")
+def test_100_pipelined_requests_in_one_write_are_answered_in_order(abp: ServerSession) -> None:
+    """ABP-CONN-2: "A server MUST answer pipelined requests (several requests
+    sent before any answer is read) all, in the order they were sent." One
+    write of 100 requests whose answers all differ."""
+    data = bytearray()
+    expected: list[Expected] = []
+    for i in range(33):
+        name, missing = abp.name(), abp.name("missing")
+        data += encode_request(Add(name, f"entry {i}"))
+        data += encode_request(Find(name))
+        data += encode_request(Find(missing))
+        expected += [ANY_OK, Ok(f"entry {i}"), no_entry(missing)]
+    last = abp.name("last")
+    data += encode_request(Find(last))
+    expected.append(no_entry(last))
+    assert len(expected) == 100
+    conn = abp.raw("ABP-CONN-2")
+    conn.send(bytes(data), "100 requests in one write")
+    abp.expect_lines("ABP-CONN-2", conn, expected, "100 pipelined requests")
+
+
+@pytest.mark.requirement("ABP-CONN-2", "ABP-DUR-4")
+def test_pipelined_changes_to_one_name_take_effect_in_order(abp: ServerSession) -> None:
+    """ABP-CONN-2: "... all, in the order they were sent": lookups pipelined
+    between changes of the same name see each change in turn."""
+    name = abp.name()
+    requests: list[tuple[Request, Expected]] = [
+        (Add(name, "a"), ANY_OK),
+        (Find(name), Ok("a")),
+        (Add(name, "b"), ANY_OK),
+        (Find(name), Ok("b")),
+        (Remove(name), ANY_OK),
+        (Find(name), no_entry(name)),
+        (Remove(name), no_entry(name)),
+        (Add(name, "c"), ANY_OK),
+        (Find(name), Ok("c")),
+    ]
+    conn = abp.raw("ABP-CONN-2")
+    conn.send(b"".join(encode_request(r) for r, _ in requests))
+    abp.expect_lines(
+        "ABP-CONN-2",
+        conn,
+        [want for _, want in requests],
+        "changes and lookups of one name, pipelined",
+    )
+
+
+@pytest.mark.requirement("ABP-CONN-2", "ABP-CONN-3")
+def test_pipelined_errors_keep_their_place(abp: ServerSession) -> None:
+    """ABP-CONN-2: "... all, in the order they were sent", bad requests
+    included: an error answer takes the place of its request."""
+    name = abp.name()
+    lines: list[tuple[bytes, Expected]] = [
+        (b"bad\n", Error(MALFORMED_REQUEST)),
+        (encode_request(Add(name, "kept")), ANY_OK),
+        (b"fnd:\xfe\n", Error(INVALID_UTF8)),
+        (b"Add:" + name.encode() + b",x\n", unrecognised("Add")),
+        (encode_request(Find(name)), Ok("kept")),
+        (b"rem:\n", Error(MALFORMED_REQUEST)),
+        (encode_request(Find(name)), Ok("kept")),
+    ]
+    conn = abp.raw("ABP-CONN-2")
+    conn.send(b"".join(line for line, _ in lines))
+    abp.expect_lines(
+        "ABP-CONN-2",
+        conn,
+        [want for _, want in lines],
+        "errors and successes, pipelined",
+    )
+
+
+# ---------------------------------------------------------------- ABP-CONN-3
+
+ERROR_LINES = {
+    "unknown command": (b"nope:NAME", unrecognised("nope")),
+    "no colon": (b"NAME", Error(MALFORMED_REQUEST)),
+    "empty name": (b"fnd:", Error(MALFORMED_REQUEST)),
+    "missing name": (b"rem:NAME", no_entry("NAME")),
+    "invalid UTF-8": (b"fnd:\xff", Error(INVALID_UTF8)),
+    "NUL": (b"fnd:\x00", Error(MALFORMED_REQUEST)),
+}
+
+
+@pytest.mark.requirement("ABP-CONN-3")
+def test_error_answers_do_not_close_the_connection(abp: ServerSession) -> None:
+    """ABP-CONN-3: "An error response MUST NOT close the connection, except
+    after `ERROR: Request too long`." Each error, then a request that must
+    still be answered on the same connection. (The tutorial's server drops
+    the connection on a line with no colon.)"""
+    name = abp.name()
+    conn = abp.raw("ABP-CONN-3")
+    abp.expect("ABP-CONN-3", Add(name, "still here"), ANY_OK, "add", conn=conn, by="meaning")
+    for label, (line, error) in ERROR_LINES.items():
+        missing = abp.name("missing")
+        want = Error(error.text.replace("NAME", missing))
+        abp.expect(
+            "ABP-CONN-3",
+            line.replace(b"NAME", missing.encode()),
+            want,
+            label,
+            conn=conn,
+            by="meaning",
+        )
+        abp.expect(
+            "ABP-CONN-3",
+            Find(name),
+            Ok("still here"),
+            f"the connection must stay usable after the `{label}` error",
+            conn=conn,
+            by="meaning",
+        )
+    abp.probe()
+
+
+# ---------------------------------------------------- ABP-CONN-4, ABP-CONN-8
+
+
+def judge_busy(abp: ServerSession, member: Member) -> None:
+    """ABP-CONN-8: a refusal is exactly `ERROR: Server busy`, then a close."""
+    lines = member.lines()
+    if len(lines) != 1 or line_content(lines[0]) != line_content(encode_response(BUSY)):
+        fail(
+            "ABP-CONN-8",
+            f"connection {member.name} was refused with something else than one busy line",
+            expected=encode_response(BUSY),
+            actual=bytes(member.received),
+        )
+    if not member.eof and not closes_soon(member, abp.target.holdup_bound):
+        fail(
+            "ABP-CONN-8",
+            f"connection {member.name} was refused busy but not closed within "
+            f"{abp.target.holdup_bound:g}s",
+            expected="end of stream after the busy line",
+            actual=bytes(member.received),
+        )
+
+
+def closes_soon(member: Member, bound: float) -> bool:
+    """True when the server closes ``member`` (EOF or reset) within ``bound``
+    seconds and sends nothing more before that."""
+    deadline = time.monotonic() + bound
+    sock = member.sock
+    while (remaining := deadline - time.monotonic()) > 0:
+        sock.settimeout(remaining)
+        try:
+            data = sock.recv(4096)
+        except TimeoutError:
+            return False
+        except OSError:
+            return True  # reset: closed too
+        if not data:
+            return True
+        member.received += data
+        return False
+    return False
+
+
+@pytest.mark.requirement("ABP-CONN-4", "ABP-CONN-8")
+def test_200_concurrent_connections_are_served(abp: ServerSession) -> None:
+    """ABP-CONN-4: "A server MUST serve at least 100 connections open at the
+    same time." 200 connections are opened first, then each asks. A refusal
+    is allowed past 100 and must then follow ABP-CONN-8: "if it does, it MUST
+    send `ERROR: Server busy` and close that connection." """
+    bound = abp.target.holdup_bound
+    crowd = abp.crowd("m")
+    connected = crowd.open(CROWD, bound)
+    if len(connected) < 100:
+        fail(
+            "ABP-CONN-4",
+            f"only {len(connected)} of {CROWD} connections were accepted within {bound:g}s",
+        )
+    names = {member.index: abp.name("crowd") for member in connected}
+    for member in connected:
+        crowd.send(member, abp.target.frame(Find(names[member.index])))
+    crowd.exchange(1, bound)
+    served, refused, wrong = 0, 0, []
+    for member in connected:
+        answer = decode(bytes(member.received), legacy=abp.target.legacy)
+        if answer == no_entry(names[member.index]):
+            served += 1
+        elif answer == BUSY:
+            refused += 1
+            judge_busy(abp, member)
+        else:
+            wrong.append(member)
+    if wrong:
+        first = wrong[0]
+        fail(
+            "ABP-CONN-4",
+            f"{len(wrong)} of {len(connected)} open connections got no right answer within "
+            f"{bound:g}s (served {served}, refused busy {refused}); first: {first.name}",
+            expected=wire_form(no_entry(names[first.index])),
+            actual=bytes(first.received),
+        )
+    if served < 100:
+        fail(
+            "ABP-CONN-4",
+            f"only {served} connections were served at once; {refused} refused busy",
+        )
+    abp.probe()
+
+
+# ---------------------------------------------------------------- ABP-CONN-5
+
+
+def expect_prompt_answer(abp: ServerSession, what: str) -> None:
+    """Another client asks and must be answered within the hold-up bound."""
+    name = abp.name("other")
+    abp.expect(
+        "ABP-CONN-5",
+        Find(name),
+        no_entry(name),
+        f"another client is held up by {what}",
+        timeout=abp.target.holdup_bound,
+        by="meaning",
+    )
+
+
+@pytest.mark.requirement("ABP-CONN-5")
+def test_client_that_connects_and_sends_nothing_holds_up_nobody(abp: ServerSession) -> None:
+    """ABP-CONN-5: "No client MUST be able to hold up another: a client that
+    connects and sends nothing [...] MUST NOT delay the answers to other
+    clients." """
+    silent = abp.raw("ABP-CONN-5")
+    silent.quiet_for(SETTLE)  # connected, and the server had a moment to accept it
+    expect_prompt_answer(abp, "a connected client that sends nothing")
+    abp.probe()
+
+
+@pytest.mark.requirement("ABP-CONN-5")
+def test_client_that_sends_half_a_line_holds_up_nobody(abp: ServerSession) -> None:
+    """ABP-CONN-5: "... or sends half a line and stops, ... MUST NOT delay the
+    answers to other clients." Half a request, half a UTF-8 character."""
+    stalled = abp.raw("ABP-CONN-5")
+    stalled.send(b"add:" + abp.name("half").encode() + b",\xe2\x82")
+    expect_prompt_answer(abp, "a client that sent half a line and stopped")
+    abp.probe()
+
+
+@pytest.mark.requirement("ABP-CONN-5")
+def test_client_that_stops_reading_holds_up_nobody(abp: ServerSession) -> None:
+    """ABP-CONN-5: "... or stops reading, MUST NOT delay the answers to other
+    clients." A client asks for megabytes of answers and reads none."""
+    name = abp.name("flood")
+    abp.expect(
+        "ABP-CONN-5", Add(name, "f" * 4000), ANY_OK, "add of a 4000-byte entry", by="meaning"
+    )
+    hog = abp.raw("ABP-CONN-5")
+    sock = hog.wire.sock
+    assert sock is not None
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    flood = encode_request(Find(name)) * 2500  # 10 MB of answers
+    hog.send_some(flood, budget(FLOOD, abp.target.timeout))
+    expect_prompt_answer(abp, "a client that does not read its answers")
+    hog.reset()
+    abp.probe()
+
+
+@pytest.mark.requirement("ABP-CONN-5")
+def test_many_stalled_clients_hold_up_nobody(abp: ServerSession) -> None:
+    """ABP-CONN-5: "No client MUST be able to hold up another": twenty silent
+    or half-line clients at once, and a lookup still goes through."""
+    crowd = abp.crowd("s")
+    stalled = crowd.open(20, budget(CROWD_CONNECT, abp.target.timeout))
+    for member in stalled[::2]:
+        crowd.send(member, b"fnd:" + abp.name("half").encode()[:5])
+    crowd.exchange(0, SETTLE)  # let the half lines leave
+    expect_prompt_answer(abp, "twenty stalled clients")
+    abp.probe()
+
+
+# ---------------------------------------------------------------- ABP-CONN-6
+
+
+@pytest.mark.requirement("ABP-CONN-6")
+def test_reset_in_the_middle_of_a_request_harms_nobody(abp: ServerSession) -> None:
+    """ABP-CONN-6: "A client that resets its connection, mid-request or at any
+    time, MUST NOT harm the server or its other clients." A bystander's
+    connection keeps working across the reset."""
+    name = abp.name()
+    bystander = abp.raw("ABP-CONN-6")
+    abp.expect("ABP-CONN-6", Add(name, "bystander"), ANY_OK, "add", conn=bystander, by="meaning")
+    rude = abp.raw("ABP-CONN-6")
+    rude.send(b"add:" + abp.name("reset").encode() + b",half an ent")
+    rude.reset()
+    abp.expect(
+        "ABP-CONN-6",
+        Find(name),
+        Ok("bystander"),
+        "a connection open across another client's reset",
+        conn=bystander,
+        by="meaning",
+    )
+    abp.probe()
+
+
+@pytest.mark.requirement("ABP-CONN-6")
+def test_reset_with_answers_still_to_write_harms_nobody(abp: ServerSession) -> None:
+    """ABP-CONN-6: "... at any time": the client resets while the server still
+    has answers to write to it (a write to a dead socket: EPIPE, SIGPIPE)."""
+    rude = abp.raw("ABP-CONN-6")
+    rude.send_some(encode_request(Find(abp.name("gone"))) * 500, budget(FLOOD, abp.target.timeout))
+    rude.reset()
+    rude2 = abp.raw("ABP-CONN-6")
+    rude2.send(encode_request(Add(abp.name("gone"), "x")) * 20)
+    rude2.reset()
+    abp.probe()
+
+
+@pytest.mark.requirement("ABP-CONN-6")
+def test_burst_of_resets_harms_nobody(abp: ServerSession) -> None:
+    """ABP-CONN-6: "A client that resets its connection, mid-request or at any
+    time, MUST NOT harm the server": fifty connections reset at once, half of
+    them right after connecting, half in the middle of a request."""
+    crowd = abp.crowd("r")
+    members = crowd.open(50, budget(CROWD_CONNECT, abp.target.timeout))
+    for member in members[::2]:
+        crowd.send(member, b"fnd:" + abp.name("reset").encode())
+    crowd.exchange(0, SETTLE)
+    for member in members:
+        crowd.reset(member)
+    abp.probe()
+
+
+# ---------------------------------------------------------------- ABP-CONN-7
+
+
+@pytest.mark.requirement("ABP-CONN-7")
+def test_idle_connection_is_closed_after_the_idle_timeout(abp: ServerSession) -> None:
+    """ABP-CONN-7: "A server SHOULD close a connection that has been idle for
+    longer than its idle timeout (configurable)." Needs the timeout the server
+    was started with (--idle-timeout)."""
+    idle = abp.target.idle_timeout
+    if idle is None:
+        pytest.skip("needs the server's idle timeout: --idle-timeout S")
+    name = abp.name()
+    used = abp.raw("ABP-CONN-7")
+    abp.expect(
+        "ABP-CONN-7", Find(name), no_entry(name), "a request, then idle", conn=used, by="meaning"
+    )
+    never_used = abp.raw("ABP-CONN-7")
+    wait = idle + budget(IDLE_GRACE, abp.target.timeout)
+    for conn, what in ((used, "an idle connection"), (never_used, "a connection never used")):
+        if not conn.is_closed(wait):
+            fail(
+                "ABP-CONN-7",
+                f"{what} was still open {wait:g}s after its last byte (idle timeout {idle:g}s)",
+            )
