@@ -125,6 +125,47 @@ def test_pipelined_errors_keep_their_place(abp: ServerSession) -> None:
     )
 
 
+#: Rounds of `add` then `fnd` in two writes, and the gaps between the two
+#: writes: 0 to 0.2 ms in steps of 5 us, so that in some rounds the `fnd`
+#: arrives while the server is still saving the `add` (a commit on loopback
+#: takes a fraction of a millisecond) and is then the only request it holds.
+SAVING_ROUNDS = 400
+SAVING_GAP_STEP = 5e-6
+SAVING_GAP_STEPS = 40
+
+
+def gap(seconds: float) -> None:
+    """A gap of ``seconds`` in the request stream: shorter than a sleep can
+    be on most systems, so it is spun. It waits for nothing."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+@pytest.mark.requirement("ABP-CONN-2", "ABP-DUR-4")
+def test_lookup_sent_while_its_add_is_being_saved_is_answered(abp: ServerSession) -> None:
+    """ABP-CONN-2: "A server MUST answer pipelined requests (several requests
+    sent before any answer is read) all, in the order they were sent." Rounds
+    of an `add` and a `fnd` of its name in two writes, the second a fraction
+    of a millisecond after the first, before any answer is read: some `fnd`
+    arrive while their `add` is still being saved, with nothing behind them
+    (found by a mutant of the reference server that lost such a lookup)."""
+    conn = abp.raw("ABP-CONN-2")
+    for i in range(SAVING_ROUNDS):
+        name = abp.name("saving")
+        add, find = encode_request(Add(name, f"v{i}")), encode_request(Find(name))
+        pause = SAVING_GAP_STEP * (i % SAVING_GAP_STEPS)
+        conn.send(add)
+        gap(pause)
+        conn.send(find)
+        abp.expect_lines(
+            "ABP-CONN-2",
+            conn,
+            [ANY_OK, Ok(f"v{i}")],
+            f"round {i + 1}: add, then fnd {pause * 1e6:.0f} us later",
+        )
+
+
 # ---------------------------------------------------------------- ABP-CONN-3
 
 ERROR_LINES = {
