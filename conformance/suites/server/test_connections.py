@@ -422,6 +422,51 @@ def test_burst_of_resets_harms_nobody(abp: ServerSession) -> None:
 # ---------------------------------------------------------------- ABP-CONN-7
 
 
+#: The longest idle timeout (s) this suite outlives: the test below takes one
+#: and a half of them.
+LONGEST_IDLE_TO_OUTLIVE = 10.0
+
+
+@pytest.mark.requirement("ABP-CONN-1", "ABP-CONN-7")
+def test_connection_in_use_outlives_the_idle_timeout(abp: ServerSession) -> None:
+    """ABP-CONN-1: "A connection MUST carry any number of requests, one after
+    the other, until the client closes it." ABP-CONN-7 closes only a
+    connection "idle for longer than its idle timeout": one that asks every
+    quarter of the idle timeout, for one and a half idle timeouts, stays open
+    (found by a mutant of the reference server that closed a connection one
+    idle timeout after it opened, however busy). Needs --idle-timeout."""
+    idle = abp.target.idle_timeout
+    if idle is None:
+        pytest.skip("needs the server's idle timeout: --idle-timeout S")
+    if idle > LONGEST_IDLE_TO_OUTLIVE:
+        pytest.skip(f"an idle timeout over {LONGEST_IDLE_TO_OUTLIVE:g}s takes too long to outlive")
+    name = abp.name()
+    conn = abp.raw("ABP-CONN-1")
+    started = time.monotonic()
+    count = 0
+    while (elapsed := time.monotonic() - started) < 1.5 * idle:
+        count += 1
+        abp.expect(
+            "ABP-CONN-1",
+            Find(name),
+            no_entry(name),
+            f"request {count}, {elapsed:.1f}s after the first (idle timeout {idle:g}s)",
+            conn=conn,
+            by="bytes",
+        )
+        unsolicited = conn.quiet_for(idle / 4)
+        if unsolicited or conn.lines.eof:
+            fail(
+                "ABP-CONN-1",
+                f"a connection asking every {idle / 4:g}s was "
+                f"{'closed' if conn.lines.eof else 'sent unasked bytes'} "
+                f"{time.monotonic() - started:.1f}s after its first request "
+                f"(idle timeout {idle:g}s)",
+                expected=b"",
+                actual=unsolicited,
+            )
+
+
 @pytest.mark.requirement("ABP-CONN-7")
 def test_idle_connection_is_closed_after_the_idle_timeout(abp: ServerSession) -> None:
     """ABP-CONN-7: "A server SHOULD close a connection that has been idle for
