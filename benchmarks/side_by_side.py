@@ -26,8 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from conformance.bench import BenchConfig, BenchError, BenchResult, Mix, run_bench
-from conformance.bench.report import as_json, status
-from conformance.bench.sysinfo import machine
+from conformance.bench.report import as_json, machine, status
 from conformance.harness.process import LOOPBACK, ServerProcess, ServerStartError
 
 HERE = Path(__file__).resolve().parent
@@ -54,15 +53,16 @@ class Scenario:
 def start_servers(tmpdir: str, max_conns: int) -> dict[str, ServerProcess]:
     python = sys.executable
     common = ["--max-conns", str(max_conns), "--idle-timeout", "600"]
+    one_address = ["--max-conns-per-ip", str(max_conns)]  # every load client is 127.0.0.1
     templates = {
         "echo": [python, str(HERE / "echo_server.py"), "--host", "{host}", "--port", "{port}"],
         "normal": [
             python, "-m", "reference_server", "--host", "{host}", "--port", "{port}",
-            "--db", f"{tmpdir}/normal.sqlite3", "--sync", "normal", *common,
+            "--db", f"{tmpdir}/normal.sqlite3", "--sync", "normal", *common, *one_address,
         ],
         "full": [
             python, "-m", "reference_server", "--host", "{host}", "--port", "{port}",
-            "--db", f"{tmpdir}/full.sqlite3", "--sync", "full", *common,
+            "--db", f"{tmpdir}/full.sqlite3", "--sync", "full", *common, *one_address,
         ],
     }  # fmt: skip
     servers: dict[str, ServerProcess] = {}
@@ -213,7 +213,7 @@ def verdicts(plan: dict[str, Scenario]) -> list[tuple[str, str, str, bool | None
         )
     )
     idle = plan["idle"].results.get("normal")
-    if idle is not None and idle.idle is not None:
+    if idle is not None and idle.idle.asked:
         before = idle.rss_kb.get("before")
         after = idle.rss_kb.get("idle_served")
         growth = None if before is None or after is None else (after - before) / MB
@@ -283,7 +283,7 @@ def table(plan: list[Scenario]) -> str:
     idle = by_key["idle"]
     for name in idle.servers:
         result = idle.results.get(name)
-        if result is None or result.idle is None:
+        if result is None or not result.idle.asked:
             continue
         rss = result.rss_kb
         before, after = rss.get("before"), rss.get("idle_served")

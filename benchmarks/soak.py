@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from conformance.bench.streams import ExchangeError, StreamClient
+from conformance.bench.client import Client, ExchangeError
 from conformance.harness.process import ServerProcess, ServerStartError, reference_server_command
 from protocol import Add, Error, Find, Ok, Remove
 from protocol.codec import no_entry
@@ -60,14 +60,14 @@ class Book:
 async def writer(
     number: int, host: str, port: int, book: Book, deadline: float, rng: random.Random
 ) -> None:
-    client: StreamClient | None = None
+    client: Client | None = None
     mine: list[str] = []  # acknowledged adds of this writer, candidates for rem
     for seq in range(MAX_OPS):
         if time.monotonic() >= deadline:
             break
         if client is None:
             try:
-                client = await StreamClient.open(host, port, legacy=False, timeout=1.0)
+                client = await Client.open(host, port, legacy=False, timeout=1.0)
             except ExchangeError:
                 await asyncio.sleep(0.02)  # the server is down: try again shortly
                 continue
@@ -133,7 +133,7 @@ async def killer(
 async def check(host: str, port: int, book: Book) -> dict[str, int]:
     names = sorted({*book.present, *book.absent, *book.either})
     counts = {"checked": 0, "lost": 0, "unexpected": 0, "unverified": 0}
-    client = await StreamClient.open(host, port, legacy=False, timeout=TIMEOUT)
+    client = await Client.open(host, port, legacy=False, timeout=TIMEOUT)
     try:
         for start in range(0, len(names), BATCH):
             chunk = names[start : start + BATCH]

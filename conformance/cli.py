@@ -22,6 +22,7 @@ from conformance.harness.timing import TIMEOUT
 from protocol.program import (
     EXIT_USAGE,
     ProgramParser,
+    add_version,
     non_negative_int,
     positive_float,
     positive_int,
@@ -31,7 +32,9 @@ EXIT_CODES = """\
 exit status:
   0  every MUST requirement tested (and every MAY, in the form it takes) is met;
      broken SHOULDs are reported as WARN and do not change it
-  1  a MUST is broken (or, with --strict, a SHOULD)
+  1  a MUST is broken (or, with --strict, a SHOULD); with --baseline, one the
+     baseline does not expect, or a test it expects to fail passes; with
+     --repeat N, also any test whose verdict changed between the N runs
   2  wrong arguments, a target that cannot be reached, or a server command
      that does not start (one line on stderr)
   3  an internal error of the suite (one line; run again with -v for details)
@@ -41,10 +44,15 @@ RUN_EXAMPLES = """\
 examples:
   conformance run                       # against the embedded reference server
   conformance run --server 127.0.0.1:2007
+  conformance run --server 127.0.0.1:2007 --repeat 20   # hunt flaky verdicts
   conformance run --server-cmd './myserver --port {port} --data {tmpdir}/db'
   conformance run --server [::1]:2007 --service counter
+  conformance run --server tls://127.0.0.1:2007 --ca ca.pem   # the whole suite over TLS
+  conformance run --tls                 # the embedded server over TLS (throw-away certificates)
   conformance run --server localhost:2007 --requirement ABP-FRAME -v
   conformance run --server-cmd 'node server.js {port}' --junit-xml report.xml --html report.html
+  conformance run --server 127.0.0.1:2007 --baseline known.toml --markdown summary.md --badge b.svg
+  conformance run --server 127.0.0.1:2007 -x -q       # stop at the first failure; table only
 """
 
 #: subcommands owned by other packages: name -> (module, one-line help)
@@ -52,6 +60,8 @@ DELEGATED = {
     "serve": ("conformance.suites.client.serve", "a scripted server for trying a client by hand"),
     "matrix": ("conformance.matrix.cli", "every client x every server: who talks to whom"),
     "bench": ("conformance.bench.cli", "load a server: throughput, latency, and no lost writes"),
+    "report": ("conformance.reports.cli:report_main", "join matrix shards and runs: one dashboard"),
+    "baseline": ("conformance.reports.cli:baseline_main", "write a baseline from a JSON report"),
 }
 
 
@@ -63,6 +73,7 @@ def build_parser() -> ProgramParser:
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_version(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ProgramParser)
     commands.required = True
 
@@ -77,7 +88,9 @@ def build_parser() -> ProgramParser:
     target = run.add_argument_group("target (at most one of --server and --server-cmd)")
     where = target.add_mutually_exclusive_group()
     where.add_argument(
-        "--server", metavar="HOST:PORT", help="a running server ([::1]:2007 for IPv6)"
+        "--server",
+        metavar="HOST:PORT",
+        help="a running server ([::1]:2007 for IPv6); tls://HOST:PORT: over TLS",
     )
     where.add_argument(
         "--server-cmd",
@@ -96,6 +109,31 @@ def build_parser() -> ProgramParser:
     )
     target.add_argument(
         "--idle-timeout", type=positive_float, metavar="S", help="the server's idle timeout"
+    )
+    target.add_argument(
+        "--quiet-period",
+        type=positive_float,
+        metavar="S",
+        help="the server's quiet period (ABP-FRAME-6; default: the spec's 0.1): the pieces "
+        "of one split request are sent less than half of it apart",
+    )
+    tls = run.add_argument_group("ABP over TLS (docs/spec.md section 9)")
+    tls.add_argument(
+        "--tls",
+        action="store_true",
+        help="speak TLS to the server (implied by --server tls://...); with no target, the "
+        "embedded server runs over TLS with throw-away certificates (needs trustme)",
+    )
+    tls.add_argument(
+        "--ca", metavar="FILE", help="PEM CA certificate(s) to trust (default: the system's)"
+    )
+    tls.add_argument("--cert", metavar="FILE", help="the suite's client certificate (PEM)")
+    tls.add_argument("--key", metavar="FILE", help="the private key of --cert (PEM)")
+    tls.add_argument(
+        "--tls-client-auth",
+        action="store_true",
+        help="the server verifies client certificates: test that it refuses clients "
+        "without a valid one (ABP-TLS-4); needs --cert (the embedded server: made for it)",
     )
     clients = run.add_argument_group("client under test (runs the client suite instead)")
     clients.add_argument("--client", metavar="TEMPLATE", help="argv-contract client command")
@@ -126,10 +164,37 @@ def build_parser() -> ProgramParser:
         "--fuzz-examples", type=positive_int, metavar="N", help="examples per fuzz test"
     )
     select.add_argument("--strict", action="store_true", help="a broken SHOULD fails the run")
-    reports = run.add_argument_group("reports")
-    reports.add_argument("--junit-xml", metavar="PATH", help="write a JUnit XML report")
-    reports.add_argument("--json", metavar="PATH", help="write a JSON report")
-    reports.add_argument("--html", metavar="PATH", help="write a self-contained HTML report")
+    select.add_argument(
+        "--repeat",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="run the suite N times against the same target and report every test whose "
+        "verdict changed between runs (exit 1 on any)",
+    )
+    select.add_argument(
+        "--test",
+        dest="tests",
+        action="append",
+        default=[],
+        metavar="NODEID",
+        help="only this test (its id as the reports show it); repeatable",
+    )
+    stop = select.add_mutually_exclusive_group()
+    stop.add_argument(
+        "-x",
+        "--exitfirst",
+        dest="maxfail",
+        action="store_const",
+        const=1,
+        help="stop after the first failing test",
+    )
+    stop.add_argument(
+        "--maxfail", type=positive_int, metavar="N", help="stop after N failing tests"
+    )
+    from conformance.reports import outputs
+
+    outputs.add_options(run.add_argument_group("reports"))
     run.add_argument(
         "-v", "--verbose", action="store_true", help="list every test; show pytest's full reports"
     )
@@ -154,7 +219,8 @@ def build_parser() -> ProgramParser:
 
 
 def delegate(name: str, argv: list[str]) -> int:
-    module_name, _ = DELEGATED[name]
+    target, _ = DELEGATED[name]
+    module_name, _, function = target.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
@@ -162,7 +228,7 @@ def delegate(name: str, argv: list[str]) -> int:
             print(f"conformance {name}: not available in this build", file=sys.stderr)
             return EXIT_USAGE
         raise
-    status = module.main(argv)
+    status = getattr(module, function or "main")(argv)
     return int(status or 0)
 
 
@@ -175,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
         args = build_parser().parse_args(args_list)
         if args.command == "list":
             return list_requirements(args, sys.stdout)
-        return run_command(args, sys.stdout)
+        return run_command(args, sys.stdout, args_list)
     except KeyboardInterrupt:
         print("conformance: interrupted", file=sys.stderr)
         return 130
@@ -218,22 +284,26 @@ def terminate_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def run_command(args: argparse.Namespace, out: TextIO) -> int:
-    from conformance.reports import console, html, json_report, junit
-    from conformance.run_suite import RunOptions, UsageProblem, run
+def run_command(args: argparse.Namespace, out: TextIO, argv: Sequence[str] = ()) -> int:
+    from conformance.repeat import Changed, changed_verdicts, repeat
+    from conformance.repeat import render as render_flakes
+    from conformance.reports import outputs
+    from conformance.reports.model import EXIT_FAILED
+    from conformance.run_suite import RunOptions, UsageProblem, collected_tests, run
 
     client = args.client or args.client_menu
-    if (client or args.listen) and (args.server or args.server_cmd or args.service != "abp"):
+    server_options = (args.server, args.server_cmd, args.tls, args.ca, args.cert, args.key)
+    if (client or args.listen) and (any(server_options) or args.service != "abp"):
         raise UsageProblem("--client/--client-menu/--listen test a client: no server options")
     if args.listen and not client:
         raise UsageProblem("--listen needs --client or --client-menu")
-    for path, flag in (
-        (args.junit_xml, "--junit-xml"),
-        (args.json, "--json"),
-        (args.html, "--html"),
-    ):
-        if path is not None and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-            raise UsageProblem(f"{flag} {path}: the directory does not exist")
+    service = "client" if client else args.service
+    try:
+        prepared = outputs.prepare(args)
+        if prepared.needs_tests:
+            outputs.check_tests(prepared, collected_tests(service))
+    except outputs.ReportProblem as exc:
+        raise UsageProblem(str(exc)) from None
     options = RunOptions(
         service="client" if client else args.service,
         server=args.server,
@@ -246,29 +316,40 @@ def run_command(args: argparse.Namespace, out: TextIO) -> int:
         seed=args.seed,
         fuzz_examples=args.fuzz_examples,
         idle_timeout=args.idle_timeout,
+        quiet_period=args.quiet_period,
         strict=args.strict,
         verbose=args.verbose,
         client=args.client,
         client_menu=args.client_menu,
         listen=args.listen,
+        maxfail=args.maxfail,
+        tests=args.tests,
+        tls=args.tls,
+        ca=args.ca,
+        cert=args.cert,
+        key=args.key,
+        tls_client_auth=args.tls_client_auth,
     )
+    flakes: list[Changed] = []
     with terminate_as_interrupt():
-        status, result, pytest_output = run(options, out)
+        if args.repeat > 1:  # the flake hunt: the last run is reported in full
+            results, pytest_output = repeat(lambda: run(options, out), args.repeat, out)
+            flakes = changed_verdicts(results)
+            status, result = 1, results[-1] if results else None
+        else:
+            status, result, pytest_output = run(options, out)
     if result is None:
         return status
-    out.write(console.render(result, colour=console.use_colour(out), verbose=args.verbose))
     if args.verbose and pytest_output.strip():
         out.write("\npytest's own output:\n" + pytest_output)
-    for path, writer in (
-        (args.junit_xml, junit.write),
-        (args.json, json_report.write),
-        (args.html, html.write),
-    ):
-        if path is not None:
-            writer(result, path)
-            out.write(f"report written: {path}\n")
-    out.flush()
-    return status
+    try:
+        status = outputs.finish(result, args, list(argv) or ["run"], out, prepared)
+    except outputs.ReportProblem as exc:
+        raise UsageProblem(str(exc)) from None
+    if args.repeat > 1:
+        out.write(render_flakes(flakes, args.repeat))
+        out.flush()
+    return EXIT_FAILED if flakes else status
 
 
 def list_requirements(args: argparse.Namespace, out: TextIO) -> int:

@@ -2,8 +2,9 @@
 
 Registered through the ``pytest11`` entry point, so ``pytest --abp-server
 HOST:PORT --pyargs conformance.suites.server`` works as well as ``conformance
-run``. Without ``--abp-server`` it stays inert (the project's own tests load it
-too).
+run`` (``--abp-server tls://HOST:PORT`` with ``--abp-ca``, ``--abp-cert``,
+``--abp-key``: the same suite over TLS). Without ``--abp-server`` it stays
+inert (the project's own tests load it too).
 
 What reaches the reports, through ``report.user_properties`` (which xdist
 carries to the controlling process): ``requirements`` (the marker's IDs, on
@@ -16,15 +17,18 @@ on teardown, ``transcript`` and ``transcript_records`` (JSON) of the test's
 from __future__ import annotations
 
 import json
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Sequence
 
 import pytest
 
+from conformance.harness.lines import LineOverflow
 from conformance.harness.timing import TIMEOUT
-from conformance.harness.wire import Transcript
+from conformance.harness.tls import TlsSettings, TlsSetupError, split_target
+from conformance.harness.wire import Transcript, WireError
 from conformance.judging.session import FRAMINGS, SERVICES, ServerSession, ServerTarget
-from conformance.judging.verdict import RequirementFailed
-from protocol import requirements
+from conformance.judging.verdict import RequirementFailed, on_the_wire
+from conformance.reports.model import selects
+from protocol import DEFAULT_QUIET_PERIOD, requirements
 from protocol.address import parse_address
 
 MARKER = "requirement"
@@ -32,7 +36,31 @@ MARKER = "requirement"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("abp", "ABP/1 conformance")
-    group.addoption("--abp-server", metavar="HOST:PORT", help="the ABP/1 server under test")
+    group.addoption(
+        "--abp-server",
+        metavar="HOST:PORT",
+        help="the ABP/1 server under test; tls://HOST:PORT reaches it over TLS",
+    )
+    group.addoption(
+        "--abp-ca",
+        metavar="FILE",
+        help="tls:// target: PEM CA certificate(s) to trust (default: the system's)",
+    )
+    group.addoption(
+        "--abp-cert",
+        metavar="FILE",
+        help="tls:// target: the suite's client certificate (PEM), for a server "
+        "that verifies clients",
+    )
+    group.addoption(
+        "--abp-key", metavar="FILE", help="tls:// target: the private key of --abp-cert (PEM)"
+    )
+    group.addoption(
+        "--abp-tls-client-auth",
+        action="store_true",
+        help="tls:// target: the server verifies client certificates (tests ABP-TLS-4; "
+        "needs --abp-cert)",
+    )
     group.addoption(
         "--abp-server-cmd",
         metavar="TEMPLATE",
@@ -44,6 +72,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--abp-seed", type=int, default=0, metavar="N")
     group.addoption("--abp-fuzz-examples", type=int, default=50, metavar="N")
     group.addoption("--abp-idle-timeout", type=float, default=None, metavar="S")
+    group.addoption("--abp-quiet-period", type=float, default=DEFAULT_QUIET_PERIOD, metavar="S")
     group.addoption(
         "--abp-requirement",
         action="append",
@@ -74,6 +103,31 @@ def pytest_configure(config: pytest.Config) -> None:
 
         settings.register_profile("abp-conformance", database=None, deadline=None)
         settings.load_profile("abp-conformance")
+    tls_settings(config)  # a bad TLS option is a usage error before any test
+
+
+def tls_settings(config: pytest.Config) -> TlsSettings | None:
+    """The ``--abp-ca/-cert/-key/-tls-client-auth`` options, for a ``tls://``
+    target; ``pytest.UsageError`` when they cannot be used."""
+    address = config.getoption("--abp-server")
+    tls = bool(address) and split_target(address)[1]
+    names = ("--abp-ca", "--abp-cert", "--abp-key", "--abp-tls-client-auth")
+    given = [name for name in names if config.getoption(name)]
+    if not tls:
+        if given:
+            raise pytest.UsageError(f"{given[0]} needs --abp-server tls://HOST:PORT")
+        return None
+    settings = TlsSettings(
+        ca=config.getoption("--abp-ca"),
+        cert=config.getoption("--abp-cert"),
+        key=config.getoption("--abp-key"),
+        client_auth=config.getoption("--abp-tls-client-auth"),
+    )
+    try:
+        settings.check()
+    except TlsSetupError as exc:
+        raise pytest.UsageError(exc.render("--abp-")) from None
+    return settings
 
 
 @pytest.fixture(scope="session")
@@ -81,7 +135,7 @@ def abp_target(pytestconfig: pytest.Config) -> ServerTarget:
     address = pytestconfig.getoption("--abp-server")
     if not address:
         pytest.skip("no --abp-server given")
-    host, port = parse_address(address)
+    host, port = parse_address(split_target(address)[0])
     return ServerTarget(
         host,
         port,
@@ -92,6 +146,8 @@ def abp_target(pytestconfig: pytest.Config) -> ServerTarget:
         seed=pytestconfig.getoption("--abp-seed"),
         fuzz_examples=pytestconfig.getoption("--abp-fuzz-examples"),
         idle_timeout=pytestconfig.getoption("--abp-idle-timeout"),
+        tls=tls_settings(pytestconfig),
+        quiet_period=pytestconfig.getoption("--abp-quiet-period"),
     )
 
 
@@ -112,11 +168,6 @@ def requirement_ids(item: pytest.Item) -> list[str]:
     for mark in item.iter_markers(MARKER):
         ids.extend(str(arg) for arg in mark.args)
     return ids
-
-
-def selects(wanted: list[str], ids: list[str]) -> bool:
-    """``--abp-requirement`` matching: an exact ID, or a prefix such as ``ABP-FRAME``."""
-    return any(rid == w or rid.startswith(w.rstrip("-") + "-") for w in wanted for rid in ids)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -145,9 +196,19 @@ def transcript_of(item: pytest.Item) -> Transcript | None:
     return transcript if isinstance(transcript, Transcript) else None
 
 
-def failure_text(excinfo: pytest.ExceptionInfo[BaseException]) -> tuple[str, str | None]:
-    """A failure in a few lines, and the requirement it names, if any."""
+def failure_text(
+    excinfo: pytest.ExceptionInfo[BaseException], requirement_ids: Sequence[str] = ()
+) -> tuple[str, str | None]:
+    """A failure in a few lines, and the requirement it names, if any. A send
+    or read that failed outside the session's judging (a ``WireError``) is
+    reported as what it means on the wire, under the test's first requirement."""
     exc = excinfo.value
+    if isinstance(exc, WireError) and requirement_ids:
+        exc = RequirementFailed(requirement_ids[0], on_the_wire(exc))
+    elif isinstance(exc, LineOverflow):  # the framing rule of the service tested
+        counter = any(rid.startswith("ABP-COUNTER") for rid in requirement_ids)
+        framing = "ABP-COUNTER-4" if counter else "ABP-FRAME-1"
+        exc = RequirementFailed(framing, f"the answer is not one line: {exc}")
     if isinstance(exc, RequirementFailed):
         return exc.render(), exc.requirement_id
     entry = excinfo.traceback[-1] if excinfo.traceback else None
@@ -165,7 +226,7 @@ def pytest_runtest_makereport(
     report = yield
     transcript = transcript_of(item)
     if report.failed and call.excinfo is not None:
-        text, failed_id = failure_text(call.excinfo)
+        text, failed_id = failure_text(call.excinfo, requirement_ids(item))
         report.user_properties.append(("failure", text))
         if failed_id:
             report.user_properties.append(("failed_requirement", failed_id))

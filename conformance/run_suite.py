@@ -31,10 +31,17 @@ import pytest
 
 from conformance.harness import probe as framing
 from conformance.harness.process import ServerProcess, ServerStartError, reference_server_command
-from conformance.harness.timing import EMBEDDED_IDLE_TIMEOUT, TIMEOUT, budget
+from conformance.harness.timing import EMBEDDED_IDLE_TIMEOUT, TIMEOUT, UNSOLICITED, budget
+from conformance.harness.tls import (
+    TlsSettings,
+    TlsSetupError,
+    describe,
+    split_target,
+    throwaway_pki,
+)
 from conformance.harness.wire import WireError
-from conformance.plugin import selects
 from conformance.reports import EXIT_INTERNAL, EXIT_USAGE, ResultCollector, RunResult
+from conformance.reports.model import selects
 from protocol import requirements
 from protocol.address import format_address, parse_address
 
@@ -74,11 +81,19 @@ class RunOptions:
     seed: int = 0
     fuzz_examples: int | None = None
     idle_timeout: float | None = None
+    quiet_period: float | None = None  # the server's, when not the spec's default
     strict: bool = False
     verbose: bool = False
     client: str | None = None
     client_menu: str | None = None
     listen: str | None = None
+    maxfail: int | None = None  # stop after this many failing tests
+    tests: list[str] = field(default_factory=list)  # node ids, as the reports show them
+    tls: bool = False  # speak TLS to the target (implied by a tls:// --server)
+    ca: str | None = None  # TLS: the CA file to trust
+    cert: str | None = None  # TLS: the suite's client certificate
+    key: str | None = None  # TLS: its key
+    tls_client_auth: bool = False  # TLS: the target verifies client certificates
 
 
 def suite_dir(package: str) -> Path:
@@ -163,42 +178,129 @@ def _show(address: tuple[str, int]) -> str:
     return format_address(*address)
 
 
-def _reachable(host: str, port: int, timeout: float) -> None:
+def _reachable(host: str, port: int, timeout: float, tls: TlsSettings | None = None) -> None:
     try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return
+        sock = socket.create_connection((host, port), timeout=timeout)
     except OSError as exc:
         reason = exc.strerror or str(exc) or type(exc).__name__
         raise UsageProblem(f"cannot connect to {_show((host, port))}: {reason}") from None
+    with sock:
+        if tls is None:
+            return
+        where = f"tls://{_show((host, port))}"
+        try:
+            session = tls.wrap(sock, host)
+        except OSError as exc:  # ssl.SSLError included
+            raise UsageProblem(
+                f"no TLS session with {where}: {describe(exc)}"
+                " (is it a TLS port? is --ca the CA that signed its certificate?)"
+            ) from None
+        with session:  # TLS 1.3: a refused client certificate is known just after
+            session.settimeout(budget(UNSOLICITED, timeout))
+            try:
+                closed = session.recv(1) == b""
+            except TimeoutError:
+                return  # silence: as an ABP/1 server should be before a request
+            except OSError as exc:
+                why = describe(exc)
+            else:
+                if not closed:
+                    return  # bytes before any request: the suite's tests judge that
+                why = "the server closed the session at once"
+            raise UsageProblem(
+                f"{where} refused the suite after the handshake: {why}"
+                " (does it want a client certificate? --cert FILE --key FILE)"
+            )
+
+
+def tls_options(options: RunOptions, tls: bool) -> TlsSettings | None:
+    """The suite's TLS settings from --ca/--cert/--key/--tls-client-auth, for a
+    TLS target; None for a plain one. The embedded server makes its own."""
+    given = [
+        flag
+        for flag, value in (
+            ("--ca", options.ca),
+            ("--cert", options.cert),
+            ("--key", options.key),
+            ("--tls-client-auth", options.tls_client_auth),
+        )
+        if value
+    ]
+    if not tls:
+        if given:
+            raise UsageProblem(f"{given[0]} needs a TLS target (--server tls://HOST:PORT or --tls)")
+        return None
+    if options.server is None and options.server_cmd is None:
+        if set(given) - {"--tls-client-auth"}:
+            raise UsageProblem(
+                f"{given[0]}: the embedded server over TLS makes its own throw-away certificates"
+            )
+        return None
+    settings = TlsSettings(
+        ca=options.ca, cert=options.cert, key=options.key, client_auth=options.tls_client_auth
+    )
+    try:
+        settings.check()
+    except TlsSetupError as exc:
+        raise UsageProblem(str(exc)) from None
+    return settings
+
+
+@dataclass(frozen=True)
+class Server:
+    """The target of a run, as ``server_under_test`` found or started it."""
+
+    host: str
+    port: int
+    template: str | None  # the command for private instances
+    process: ServerProcess | None  # the shared instance, when the suite started it
+    tls: TlsSettings | None
 
 
 @contextlib.contextmanager
-def server_under_test(
-    options: RunOptions, out: TextIO
-) -> Iterator[tuple[str, int, str | None, ServerProcess | None]]:
-    """host, port, the command template for private instances, and the shared
-    process when the suite started it."""
+def server_under_test(options: RunOptions, out: TextIO) -> Iterator[Server]:
+    """host, port, the command template for private instances, the shared
+    process when the suite started it, and how to speak TLS to it."""
     if options.server is not None:
+        address, tls = split_target(options.server)
         try:
-            host, port = parse_address(options.server)
+            host, port = parse_address(address)
         except ValueError as exc:
             raise UsageProblem(f"--server: {exc}") from None
-        _reachable(host, port, budget(TIMEOUT, options.timeout))
-        yield host, port, None, None
+        settings = tls_options(options, tls or options.tls)
+        _reachable(host, port, budget(TIMEOUT, options.timeout), settings)
+        yield Server(host, port, None, None, settings)
         return
+    settings = tls_options(options, options.tls)
     if options.server_cmd is not None:
         template = options.server_cmd
         if "{port}" not in template:
             raise UsageProblem("--server-cmd needs a {port} placeholder for the port to listen on")
-    else:
+        with _server_process(template, out, settings) as server:
+            yield server
+        return
+    with tempfile.TemporaryDirectory(prefix="abp-conformance-tls-") as pki_dir:
+        tls_flags: list[str] = []
+        if options.tls:
+            try:
+                tls_flags, settings = throwaway_pki(pki_dir, client_auth=options.tls_client_auth)
+            except TlsSetupError as exc:
+                raise UsageProblem(str(exc)) from None
         idle = options.idle_timeout or EMBEDDED_IDLE_TIMEOUT
         template = shlex.join(
             reference_server_command(
                 "--service", "counter" if options.service == "counter" else "abp",
                 "--db", "{tmpdir}/book.sqlite3",
                 "--idle-timeout", f"{idle:g}",
+                *tls_flags,
             )
         )  # fmt: skip
+        with _server_process(template, out, settings) as server:
+            yield server
+
+
+@contextlib.contextmanager
+def _server_process(template: str, out: TextIO, tls: TlsSettings | None) -> Iterator[Server]:
     with tempfile.TemporaryDirectory(prefix="abp-conformance-") as tmpdir:
         process = ServerProcess(template, tmpdir=tmpdir)  # {tmpdir}: the shared instance's
         try:
@@ -212,7 +314,9 @@ def server_under_test(
             process.close()
             raise UsageProblem(_one_line(str(exc))) from None
         try:
-            yield process.host, process.port, template, process
+            if tls is not None:
+                _reachable(process.host, process.port, TIMEOUT, tls)
+            yield Server(process.host, process.port, template, process, tls)
         finally:
             process.close()
 
@@ -243,15 +347,17 @@ def _server_args(
     options: RunOptions,
     target: dict[str, Any],
     out: TextIO,
-    server: tuple[str, int, str | None, ServerProcess | None],
+    server: Server,
 ) -> list[str]:
-    host, port, template, process = server
-    address = _show((host, port))
+    host, port, template, process = server.host, server.port, server.template, server.process
+    address = ("tls://" if server.tls else "") + _show((host, port))
     out.write(f"ABP/1 conformance: {options.service} server at {address}\n")
     chosen, how = options.framing, "given with --framing"
     if options.framing == "auto":
         try:
-            found = framing.detect(host, port, service=options.service, timeout=options.timeout)
+            found = framing.detect(
+                host, port, service=options.service, timeout=options.timeout, tls=server.tls
+            )
         except WireError as exc:
             raise UsageProblem(str(exc)) from None
         chosen, how = found.framing or framing.LINE, found.reason
@@ -263,6 +369,18 @@ def _server_args(
         args += ["--abp-server-cmd", template]
     if idle is not None:
         args += ["--abp-idle-timeout", f"{idle:g}"]
+    if server.tls is not None:
+        for flag, value in (
+            ("--abp-ca", server.tls.ca),
+            ("--abp-cert", server.tls.cert),
+            ("--abp-key", server.tls.key),
+        ):
+            if value is not None:
+                args += [flag, value]
+        if server.tls.client_auth:
+            args.append("--abp-tls-client-auth")
+    if options.quiet_period is not None:
+        args += ["--abp-quiet-period", f"{options.quiet_period:g}"]
     target.update(
         address=address,
         service=options.service,
@@ -270,6 +388,7 @@ def _server_args(
         framing_reason=how,
         server_cmd=template,
         embedded=embedded,
+        tls=server.tls is not None,
     )
     return args
 
@@ -284,7 +403,24 @@ def _common_args(options: RunOptions) -> list[str]:
         args += ["--abp-requirement", rid]
     if options.keyword:
         args += ["-k", options.keyword]
+    if options.maxfail:
+        args += ["--maxfail", str(options.maxfail)]
     return args
+
+
+def test_paths(test_dir: Path, tests: Sequence[str]) -> list[str]:
+    """``--test`` ids (relative to the rootdir) as pytest arguments, or the suite."""
+    if not tests:
+        return [str(test_dir)]
+    root = test_dir.parents[2]
+    paths = []
+    for nodeid in tests:
+        path, sep, rest = nodeid.partition("::")
+        where = (root / path).resolve()
+        if not where.is_relative_to(test_dir.resolve()) or not where.is_file():
+            raise UsageProblem(f"--test {nodeid}: no such test file in {test_dir.name}'s suite")
+        paths.append(str(where) + sep + rest)
+    return paths
 
 
 def run(options: RunOptions, out: TextIO) -> tuple[int, RunResult | None, str]:
@@ -293,6 +429,7 @@ def run(options: RunOptions, out: TextIO) -> tuple[int, RunResult | None, str]:
     check_keyword(options.keyword)
     package, roles = SUITES[options.service]
     test_dir = suite_dir(package)
+    paths = test_paths(test_dir, options.tests)  # before any server starts
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     clock = time.monotonic()
     target: dict[str, Any] = {"suite": package}
@@ -303,10 +440,10 @@ def run(options: RunOptions, out: TextIO) -> tuple[int, RunResult | None, str]:
         else:
             server = stack.enter_context(server_under_test(options, out))
             extra = _server_args(options, target, out, server)
-            process = server[3]
+            process = server.process
         target.update(seed=options.seed, workers=options.workers)
         extra += _common_args(options)
-        code, collector, output = _pytest(test_dir, options.workers, extra, out)
+        code, collector, output = _pytest(test_dir, options.workers, extra, out, paths)
         if process is not None and not process.running:
             status = process.process.returncode if process.process else None
             out.write(f"note: the server process exited during the run (status {status})\n")
@@ -320,7 +457,9 @@ def run(options: RunOptions, out: TextIO) -> tuple[int, RunResult | None, str]:
         strict=options.strict,
         roles=roles,
         complete=not (options.requirements or options.keyword),
+        selected=tuple(options.requirements),
         warnings=collector.warnings,
+        stopped_early=collector.stopped_early,
     )
     try:
         return _exit_status(code, collector, result, options, output), result, output
@@ -330,14 +469,14 @@ def run(options: RunOptions, out: TextIO) -> tuple[int, RunResult | None, str]:
 
 
 def _pytest(
-    test_dir: Path, workers: int, extra: list[str], out: TextIO
+    test_dir: Path, workers: int, extra: list[str], out: TextIO, paths: Sequence[str] = ()
 ) -> tuple[int, ResultCollector, str]:
     from conformance.reports.console import Progress
 
     progress: Progress | None = None
     collector = ResultCollector(lambda record: progress.update(record) if progress else None)
     progress = Progress(out, lambda: collector.total)
-    args = [*base_args(test_dir, workers), *extra, str(test_dir)]
+    args = [*base_args(test_dir, workers), *extra, *(paths or [str(test_dir)])]
     with quiet_pytest() as buffer:
         code = int(pytest.main(args, plugins=[collector]))
     progress.finish()
@@ -369,7 +508,20 @@ def _exit_status(
     return result.exit_code()
 
 
-# -- conformance list
+# -- conformance list, and the baselines' test entries
+def collected_tests(service: str) -> list[str]:
+    """Every test id of a suite, as the reports show them (by collecting it)."""
+    package, _ = SUITES[service]
+    test_dir = suite_dir(package)
+    collector = ResultCollector()
+    args = [*base_args(test_dir, 0), "--collect-only", str(test_dir)]
+    with quiet_pytest():
+        code = pytest.main(args, plugins=[collector])
+    if collector.collection_errors or code not in (0, pytest.ExitCode.NO_TESTS_COLLECTED):
+        raise SuiteProblem(f"the tests of {package} failed to load")
+    return [item.nodeid for item in collector.items]
+
+
 def covering_tests(services: Sequence[str]) -> dict[str, list[str]]:
     """requirement ID -> the test ids that name it, by collecting the suites."""
     covered: dict[str, list[str]] = {}

@@ -5,7 +5,8 @@
 bytes *with* its LF.
 
 A server sees the same short lines and sends the same short answers over and
-over, so ``decode_request`` and ``encode_response`` keep a bounded memo of
+over, and a load generator the converse, so every ``encode_*``/``decode_*``
+of requests and responses keeps a bounded memo of
 what the schemas produced: only for valid input (an exception is never
 stored), only for exact ``bytes``/``str`` of at most ``MEMO_MAX_BYTES``, and
 only of immutable results (frozen events, ``bytes``). A miss costs the
@@ -105,14 +106,17 @@ _decode_request_memo = functools.lru_cache(maxsize=MEMO_SIZE)(_decode_request)
 
 
 def check_request(request: Request) -> None:
-    """ABP-REQ-13: what a client must refuse to send, over what the wire can carry."""
+    """ABP-REQ-13: what a client must refuse to send, over what the wire can
+    carry; and what it should refuse (ABP-REQ-14: a ',' in a rem/fnd NAME)."""
     if not isinstance(request, (Add, Remove, Find)):
         raise LocalProtocolError(f"not a request: {request!r}", "ABP-FRAME-2")
     name = request.name
-    if not name or schema.NAME_FORBIDDEN.intersection(name):
+    if not name or schema.NAME_FORBIDDEN.difference(",").intersection(name):
         raise LocalProtocolError(
-            f"a name must be non-empty and hold no ',', CR, LF or NUL: {name!r}", "ABP-REQ-13"
+            f"a name must be non-empty and hold no CR, LF or NUL: {name!r}", "ABP-REQ-13"
         )
+    if "," in name:  # an add NAME cannot even be built with one (Add checks it)
+        raise LocalProtocolError(f"no add can store a name with ',': {name!r}", "ABP-REQ-14")
     entry = getattr(request, "entry", "")
     if schema.ENTRY_FORBIDDEN.intersection(entry):
         raise LocalProtocolError(f"an entry cannot hold CR, LF or NUL: {entry!r}", "ABP-REQ-13")
@@ -121,6 +125,14 @@ def check_request(request: Request) -> None:
 def encode_request(request: Request) -> bytes:
     """Raises ``LocalProtocolError`` for what ABP-REQ-13 forbids: a CR at the end
     of the line would be read back as part of the terminator."""
+    if type(request) in (Add, Remove, Find):
+        size = len(request.name) + len(getattr(request, "entry", ""))
+        if type(request.name) is str and size <= MEMO_MAX_BYTES:
+            return _encode_request_memo(request)
+    return _encode_request(request)
+
+
+def _encode_request(request: Request) -> bytes:
     if isinstance(request, Add):
         fields = {"command": "add", "argument": {"name": request.name, "entry": request.entry}}
     elif isinstance(request, Remove):
@@ -131,6 +143,10 @@ def encode_request(request: Request) -> bytes:
         raise LocalProtocolError(f"not a request: {request!r}", "ABP-FRAME-2")
     check_request(request)
     return bytes(_line.build(_request_parser.build(fields)))
+
+
+#: Keyed by the frozen request; a refused request raises and is not stored.
+_encode_request_memo = functools.lru_cache(maxsize=MEMO_SIZE)(_encode_request)
 
 
 def encode_response(response: Response) -> bytes:
@@ -185,6 +201,12 @@ def _parse_response(line: bytes) -> Any:
 def decode_response(line: bytes, *, legacy: bool = False) -> Ok | Error | LegacyReply:
     # ServerBusy is an Error: "ERROR: Server busy" decodes to it (ABP-CONN-8).
     """Parse one response line. In legacy mode free text becomes ``LegacyReply``."""
+    if type(line) is bytes and len(line) <= MEMO_MAX_BYTES:
+        return _decode_response_memo(line, legacy)
+    return _decode_response(line, legacy)
+
+
+def _decode_response(line: bytes, legacy: bool) -> Ok | Error | LegacyReply:
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError:
@@ -207,6 +229,10 @@ def decode_response(line: bytes, *, legacy: bool = False) -> Ok | Error | Legacy
         return Ok(parsed.text)
     except LocalProtocolError as exc:  # a NUL inside the line
         raise RemoteProtocolError(exc.message, "ABP-FRAME-1") from None
+
+
+#: Only a valid line's event is stored: an exception passes through uncached.
+_decode_response_memo = functools.lru_cache(maxsize=MEMO_SIZE)(_decode_response)
 
 
 def line_content(line: bytes) -> bytes:
@@ -245,10 +271,10 @@ def applicable_errors(line: bytes) -> frozenset[Error]:
         # cannot be, so only the line's other errors apply to it.
         with contextlib.suppress(UnicodeDecodeError, LocalProtocolError):
             errors.add(unrecognised(command.decode("utf-8")))
-    else:
-        name = argument.partition(b",")[0] if command == b"add" else argument
-        if not name:  # ABP-REQ-10
-            errors.add(Error(MALFORMED_REQUEST))
+    # ABP-REQ-10; an unknown command's NAME is its whole ARGUMENT (section 4)
+    name = argument.partition(b",")[0] if command == b"add" else argument
+    if not name:
+        errors.add(Error(MALFORMED_REQUEST))
     if len(line) <= schema.MAX_REQUEST_LINE:
         try:  # the reference's own answer is always among them
             decode_request(line)

@@ -63,7 +63,9 @@ class LineReader:
         """When ``expire`` will turn the buffered bytes into a legacy line."""
         if self.quiet_period is None or self._last_data is None or self._eof:
             return None
-        if not self._buffer and not self._discarding:
+        if not self._buffer or self._discarding:
+            # ABP-FRAME-11: the rest of an overlong line is discarded up to its
+            # LF, however long the peer pauses inside it.
             return None
         return self._last_data + self.quiet_period
 

@@ -24,6 +24,29 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
+DISTRIBUTION = "abp-toolkit"
+
+
+def toolkit_version() -> str:
+    """The installed distribution's version (``0+unknown`` outside an install)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def add_version(parser: argparse.ArgumentParser) -> None:
+    """``--version``: prints ``PROG (abp-toolkit X.Y.Z)`` and exits 0."""
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"{parser.prog} ({DISTRIBUTION}) {toolkit_version()}",
+        help="print the program's version and exit",
+    )
+
+
 class ProgramParser(argparse.ArgumentParser):
     """argparse, but a usage error is one line, ``PROG: error: MESSAGE (see
     PROG --help)``, and exit status 2."""

@@ -1,9 +1,11 @@
 """``abp-server`` / ``python -m reference_server``: the command line.
 
 Exit status: 0 after a clean stop (SIGINT or SIGTERM), 1 when the server
-cannot start (port busy, address unusable, database unusable), 2 for a bad
-command line or a bad ``ABP_HOST``/``ABP_PORT``. Every error is one line on
-stderr, ``abp-server: error: ...``; never a traceback.
+cannot start (port busy, address unusable, database or TLS files unusable),
+2 for a bad command line, a bad ``ABP_HOST``/``ABP_PORT``, or a
+``--max-conns`` the file-descriptor limit cannot hold. Every error is one
+line on stderr, ``abp-server: error: ...``; never a traceback. The parser,
+validators, exit codes and descriptor-limit helper are ``protocol.program``'s.
 """
 
 from __future__ import annotations
@@ -16,18 +18,42 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
 
 from protocol import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_QUIET_PERIOD
-from protocol.address import AddressError, parse_host, parse_port
-from reference_server.server import ListenError, Settings, format_address, serve
+from protocol.program import (
+    EXIT_OK,
+    EXIT_USAGE,
+    ProgramParser,
+    add_version,
+    host_name,
+    non_negative_float,
+    port_number,
+    positive_float,
+    positive_int,
+    raise_fd_limit,
+)
+from reference_server.server import (
+    ListenError,
+    TLSSetupError,
+    format_address,
+    serve,
+    tls_context,
+)
+from reference_server.settings import (
+    DEFAULT_LINE_TIMEOUT,
+    DEFAULT_MAX_CONNS,
+    Settings,
+    default_max_conns_per_ip,
+)
 from reference_server.store import Store, StoreError
 
 PROG = "abp-server"
-EXIT_OK = 0
 EXIT_CANNOT_START = 1
-EXIT_USAGE = 2
 DEFAULT_DB = "abp-book.sqlite3"
+#: Descriptors the server needs besides its connections: stdio, the
+#: listening sockets, the event loop, the database and its WAL files, and
+#: refused connections lingering for their busy answer.
+FD_SPARE = 64
 
 _EPILOG = f"""\
 environment:
@@ -35,76 +61,31 @@ environment:
 
 exit status:
   {EXIT_OK}  stopped cleanly by SIGINT or SIGTERM
-  {EXIT_CANNOT_START}  cannot start: port busy, address unusable, database unusable
-  {EXIT_USAGE}  bad command line or environment value
+  {EXIT_CANNOT_START}  cannot start: port busy, address unusable, database or TLS files unusable
+  {EXIT_USAGE}  bad command line or environment value, or --max-conns past the
+     file-descriptor limit (the soft limit is first raised to the hard one)
 
 On start the server prints one line, "listening on HOST:PORT", on stdout
-(the real port when --port 0).
+(the real port when --port 0). Listening beyond loopback without TLS gets a
+one-line warning on stderr: ABP has no authentication.
 """
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (and exit status 2)."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
-
-
-def _port(text: str) -> int:
-    try:
-        return parse_port(text.strip(), allow_zero=True)  # 0: pick a free port
-    except AddressError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _host(text: str) -> str:
-    try:
-        return parse_host(text)
-    except AddressError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a number greater than 0")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a number >= 0")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text, 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid count {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
+_port = port_number(allow_zero=True)  # 0: pick a free port
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = ProgramParser(
         prog=PROG,
         description="The ABP/1 reference server: the address book (or the counter service) "
         "over TCP, as docs/spec.md defines it.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_version(parser)
     parser.add_argument(
         "--host",
-        type=_host,
+        type=host_name,
         help=f"address to listen on: a name, IPv4 or IPv6 such as ::1 "
         f"(default: $ABP_HOST, else {DEFAULT_HOST})",
     )
@@ -136,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--quiet-ms",
-        type=_positive,
+        type=positive_float,
         default=DEFAULT_QUIET_PERIOD * 1000,
         metavar="MS",
         help="quiet period after which buffered bytes with no LF are a request "
@@ -144,18 +125,47 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--idle-timeout",
-        type=_non_negative,
+        type=non_negative_float,
         default=300.0,
         metavar="SECONDS",
         help="close connections idle this long; 0 = never (default: %(default)g)",
     )
     parser.add_argument(
+        "--line-timeout",
+        type=non_negative_float,
+        default=DEFAULT_LINE_TIMEOUT,
+        metavar="SECONDS",
+        help="close a connection whose request line has no LF this long after its "
+        "first byte (not a legacy request, which the quiet period ends); 0 = never "
+        "(default: %(default)g)",
+    )
+    parser.add_argument(
         "--max-conns",
-        type=_count,
-        default=1000,
+        type=positive_int,
+        default=DEFAULT_MAX_CONNS,
         metavar="N",
         help="open connections served at once; past it a new one gets "
         "'ERROR: Server busy' and is closed (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-conns-per-ip",
+        type=positive_int,
+        metavar="N",
+        help="open connections served at once from one client address; past it the "
+        "same refusal (default: half of --max-conns, at least 128)",
+    )
+    tls = parser.add_argument_group("ABP over TLS (docs/spec.md, 'ABP over TLS')")
+    tls.add_argument(
+        "--tls-cert",
+        metavar="FILE",
+        help="serve over TLS 1.2+ with this PEM certificate (chain); needs --tls-key",
+    )
+    tls.add_argument("--tls-key", metavar="FILE", help="the PEM private key of --tls-cert")
+    tls.add_argument(
+        "--tls-client-ca",
+        metavar="FILE",
+        help="PEM CA certificates: a client must present a certificate one of them "
+        "signed, or it is refused in the handshake",
     )
     parser.add_argument(
         "-v",
@@ -172,17 +182,26 @@ def parse_settings(argv: Sequence[str] | None = None) -> tuple[Settings, argpars
     args = parser.parse_args(argv)
     host, port = args.host, args.port
     if host is None:
-        host = _from_env(parser, "ABP_HOST", _host, DEFAULT_HOST)
+        host = _from_env(parser, "ABP_HOST", host_name, DEFAULT_HOST)
     if port is None:
         port = _from_env(parser, "ABP_PORT", _port, DEFAULT_PORT)
+    if (args.tls_cert is None) != (args.tls_key is None):
+        parser.error("--tls-cert and --tls-key go together")
+    if args.tls_client_ca is not None and args.tls_cert is None:
+        parser.error("--tls-client-ca needs --tls-cert and --tls-key")
     settings = Settings(
         host=host,
         port=port,
         service=args.service,
         quiet_period=args.quiet_ms / 1000,
         idle_timeout=args.idle_timeout or None,
+        line_timeout=args.line_timeout or None,
         max_conns=args.max_conns,
+        max_conns_per_ip=args.max_conns_per_ip or default_max_conns_per_ip(args.max_conns),
         verbose=args.verbose,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_client_ca=args.tls_client_ca,
     )
     return settings, args
 
@@ -220,18 +239,15 @@ async def _run(settings: Settings, store: Store | None) -> None:
     await serve(settings, store, stop, _announce)
 
 
-def _raise_fd_limit(wanted: int) -> None:
-    """Let ``--max-conns`` connections (plus some spare) fit under RLIMIT_NOFILE."""
-    try:
-        import resource
-    except ImportError:  # not on this platform
-        return
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-    if soft != resource.RLIM_INFINITY and soft < target:
-        # On failure keep the old limit; accept() errors are then logged by asyncio.
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+def _check_fd_limit(settings: Settings, limit: int | None) -> str | None:
+    """Why ``--max-conns`` cannot be kept under the descriptor limit, or None."""
+    if limit is None or settings.max_conns + FD_SPARE <= limit:
+        return None
+    return (
+        f"--max-conns {settings.max_conns} needs {settings.max_conns + FD_SPARE} file "
+        f"descriptors, and the limit is {limit} (raise it with 'ulimit -n', or use "
+        f"--max-conns {max(1, limit - FD_SPARE)} or less)"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -241,13 +257,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if settings.verbose else logging.WARNING,
         format=f"{PROG}: %(message)s",
     )
-    _raise_fd_limit(settings.max_conns + 64)
+    too_many = _check_fd_limit(settings, raise_fd_limit())
+    if too_many is not None:
+        return _fail(too_many, EXIT_USAGE)
     store: Store | None = None
     try:
+        tls_context(settings)  # a bad certificate or key fails before the book is touched
         if settings.service == "abp":
             store = Store.open(args.db, sync=args.sync)
         asyncio.run(_run(settings, store))
-    except (StoreError, ListenError) as exc:
+    except (StoreError, ListenError, TLSSetupError) as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:  # SIGINT before the loop took over the signal
         if store is not None:

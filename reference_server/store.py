@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import queue
 import sqlite3
+import stat
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -109,8 +111,7 @@ class Store:
         where = str(path)
         if sync not in SYNC_PRAGMAS:
             raise StoreError(f"unknown sync mode {sync!r}")
-        if Path(where).is_dir():
-            raise StoreError(f"cannot open database {where}: it is a directory")
+        _check_path(where)
         try:
             db = sqlite3.connect(
                 where, timeout=_BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
@@ -308,12 +309,34 @@ def _prepare(db: sqlite3.Connection, where: str, synchronous: str) -> dict[str, 
         raise StoreError(f"{where} has book schema version {version}; this server reads 1")
     check = db.execute("PRAGMA quick_check").fetchall()
     if check != [("ok",)]:
-        raise StoreError(f"database {where} is corrupt: {check[0][0]}")
+        problems = [
+            line.strip()
+            for row in check
+            for line in str(row[0]).splitlines()
+            if line.strip() and not line.startswith("*** in database")
+        ] or ["PRAGMA quick_check failed"]
+        more = f" (and {len(problems) - 1} more: see PRAGMA quick_check)" if problems[1:] else ""
+        raise StoreError(f"database {where} is corrupt: {problems[0]}{more}")
     return dict(db.execute("SELECT name, entry FROM book"))
 
 
+def _check_path(where: str) -> None:
+    """Refuse, before SQLite touches anything, a path that is there and is not a
+    regular file (a directory, ``/dev/null``, a FIFO): SQLite would create
+    ``PATH-journal`` beside it, or block on it."""
+    try:
+        mode = os.stat(where).st_mode
+    except FileNotFoundError:
+        return  # created as a new book
+    except OSError as exc:
+        raise StoreError(f"cannot open database {where}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(mode):
+        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+        raise StoreError(f"cannot open database {where}: it is {kind}")
+
+
 def _explain(exc: sqlite3.Error) -> str:
-    text = str(exc)
+    text = " ".join(str(exc).split())
     if "locked" in text:
         return f"{text} (is another abp-server using it?)"
     if "unable to open" in text:

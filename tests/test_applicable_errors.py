@@ -28,7 +28,9 @@ TOO_LONG = Error("Request too long")
         # a NUL and invalid UTF-8: the false alarm of issue 9, either is conforming
         (b"fnd:\xf4\x86\x00\xb7\x82", {MALFORMED, UTF8}),
         # an unknown command with an empty name: either check may come first
-        (b"xyz:", {unrecognised("xyz")}),
+        (b"xyz:", {unrecognised("xyz"), MALFORMED}),
+        (b":", {unrecognised(""), MALFORMED}),
+        (b"xyz:,x", {unrecognised("xyz")}),
         (b"xyz:\x00", {unrecognised("xyz"), MALFORMED}),
         (b"a" * 4097, {TOO_LONG, MALFORMED}),
         (b"fnd:" + b"a" * 4093, {TOO_LONG}),

@@ -9,6 +9,7 @@ server that loses data or answers wrongly is caught (exit status 1).
 from __future__ import annotations
 
 import json
+import shlex
 import socket
 import subprocess
 import sys
@@ -18,35 +19,43 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from conformance.bench.config import ConfigError, Mix, parse_address
-from conformance.bench.stats import Histogram
+from conformance.bench.load import Histogram
+from conformance.bench.run import BenchError, Mix
 from conformance.harness.process import ServerProcess, free_port
 
 if TYPE_CHECKING:
     from conftest import StartServer
 
 ROOT = Path(__file__).resolve().parent.parent
+PYTHON = shlex.quote(sys.executable)
 ECHO = ROOT / "benchmarks" / "echo_server.py"
+REFERENCE = f"{PYTHON} -m reference_server --host {{host}} --port {{port}} --db {{tmpdir}}/db"
 TUTORIAL = "conformance.corpus.tutorial.addressbook_server"
 #: A whole bench run (probe, load, check afterwards) must end within this.
 RUN_TIMEOUT = 90
 
 
-def bench(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+def bench(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "conformance.bench", "--no-progress", *args],
         capture_output=True,
         text=True,
         timeout=RUN_TIMEOUT,
-        cwd=cwd,
+        cwd=ROOT,
         check=False,
     )
 
 
-def load_json(path: Path) -> dict[str, Any]:
-    data = json.loads(path.read_text())
-    assert isinstance(data, dict)
-    return data
+def bench_json(
+    tmp_path: Path, *args: str, status: int = 0
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """A run with ``--json``: its exit status is ``status``; (run, the JSON)."""
+    out = tmp_path / "result.json"
+    run = bench(*args, "--json", str(out))
+    assert run.returncode == status, run.stdout + run.stderr
+    result = json.loads(out.read_text())
+    assert isinstance(result, dict)
+    return run, result
 
 
 def assert_one_line_error(run: subprocess.CompletedProcess[str]) -> None:
@@ -57,41 +66,22 @@ def assert_one_line_error(run: subprocess.CompletedProcess[str]) -> None:
     assert lines[0].startswith("conformance bench: error: ")
 
 
-def assert_sane_latency(latency: dict[str, float]) -> None:
-    order = [latency[key] for key in ("p50", "p90", "p99", "p99.9", "max")]
-    assert all(value is not None and value >= 0 for value in order), latency
-    assert order == sorted(order), latency
-
-
 # ------------------------------------------------------ the reference server
 
 
 def test_reference_server_short_run(start_server: StartServer, tmp_path: Path) -> None:
     server = start_server()
-    out = tmp_path / "result.json"
-    run = bench(
-        "--server",
-        f"127.0.0.1:{server.port}",
-        "--server-pid",
-        str(server.pid),
-        "--duration",
-        "1",
-        "--connections",
-        "4",
-        "--mix",
-        "fnd:70,add:20,rem:10",
-        "--bystander",
-        "--json",
-        str(out),
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
-    result = load_json(out)
+    flags = "--duration 1 --connections 4 --mix fnd:70,add:20,rem:10 --bystander"
+    address, pid = f"127.0.0.1:{server.port}", str(server.pid)
+    run, result = bench_json(tmp_path, "--server", address, "--server-pid", pid, *flags.split())
     assert result["framing"] == "line"
     assert result["throughput_rps"] > 0
     assert result["answers"] == sum(result["by_command"].values())
     assert result["by_command"]["add"] > 0
     assert result["acknowledged_adds"] > 0
-    assert_sane_latency(result["latency_ms"])
+    latency = [result["latency_ms"][key] for key in ("p50", "p90", "p99", "p99.9", "max")]
+    assert latency[0] >= 0, latency
+    assert latency == sorted(latency), latency
     check = result["data_check"]
     assert check["status"] == "pass", check
     assert check["malformed"] == check["wrong"] == check["lost"] == check["unexpected"] == 0
@@ -107,25 +97,8 @@ def test_reference_server_short_run(start_server: StartServer, tmp_path: Path) -
 def test_requests_pipelined_from_two_processes(start_server: StartServer, tmp_path: Path) -> None:
     """--requests is exact across processes and connections; --pipeline keeps K in flight."""
     server = start_server()
-    out = tmp_path / "result.json"
-    run = bench(
-        "--server",
-        f"127.0.0.1:{server.port}",
-        "--requests",
-        "3001",
-        "--connections",
-        "5",
-        "--processes",
-        "2",
-        "--pipeline",
-        "16",
-        "--mix",
-        "fnd:50,add:50",
-        "--json",
-        str(out),
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
-    result = load_json(out)
+    flags = "--requests 3001 --connections 5 --processes 2 --pipeline 16 --mix fnd:50,add:50"
+    _, result = bench_json(tmp_path, "--server", f"127.0.0.1:{server.port}", *flags.split())
     assert result["answers"] == 3001
     assert result["processes"] == 2
     assert result["pipeline"] == 16
@@ -135,36 +108,30 @@ def test_requests_pipelined_from_two_processes(start_server: StartServer, tmp_pa
 
 def test_idle_connections_are_served_afterwards(start_server: StartServer, tmp_path: Path) -> None:
     server = start_server("--max-conns", "500")
-    out = tmp_path / "result.json"
-    run = bench(
-        "--server",
-        f"127.0.0.1:{server.port}",
-        "--server-pid",
-        str(server.pid),
-        "--duration",
-        "0.5",
-        "--connections",
-        "2",
-        "--idle",
-        "200",
-        "--json",
-        str(out),
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
-    idle = load_json(out)["idle"]
+    flags = f"--server-pid {server.pid} --duration 0.5 --connections 2 --idle 200"
+    run, result = bench_json(tmp_path, "--server", f"127.0.0.1:{server.port}", *flags.split())
+    idle = result["idle"]
     assert idle == idle | {"asked": 200, "opened": 200, "served": 200, "failures": {}}
     assert "200 served a fnd afterwards" in run.stdout
 
 
+def test_a_busy_refusal_is_an_error_not_a_malformed_answer(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    server = start_server("--max-conns", "2")
+    flags = "--connections 4 --processes 2 --duration 0.5 --no-data-check"
+    _, result = bench_json(tmp_path, "--server", f"127.0.0.1:{server.port}", *flags.split())
+    assert set(result["errors"]) == {"before the run: refused: ERROR: Server busy"}
+    assert sum(result["errors"].values()) >= 2
+    assert result["data_check"]["malformed"] == 0
+    assert result["answers"] > 0
+
+
 def test_server_cmd_starts_and_stops_the_server(tmp_path: Path) -> None:
-    out = tmp_path / "result.json"
-    template = (
-        f"{sys.executable} -m reference_server --host {{host}} --port {{port}} "
-        "--db {tmpdir}/book.sqlite3 --sync full"
+    template = f"{REFERENCE} --sync full"
+    _, result = bench_json(
+        tmp_path, "--server-cmd", template, "--requests", "200", "--mix", "add:1"
     )
-    run = bench("--server-cmd", template, "--requests", "200", "--mix", "add:1", "--json", str(out))
-    assert run.returncode == 0, run.stdout + run.stderr
-    result = load_json(out)
     assert result["acknowledged_adds"] == 200
     assert result["server_pid"] is not None
     assert result["server_cpu_share"] is not None
@@ -181,16 +148,8 @@ def ipv6_loopback() -> bool:
 
 @pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback on this machine")
 def test_server_cmd_on_ipv6_loopback(tmp_path: Path) -> None:
-    out = tmp_path / "result.json"
-    template = (
-        f"{sys.executable} -m reference_server --host {{host}} --port {{port}} "
-        "--db {tmpdir}/book.sqlite3"
-    )
-    run = bench(
-        "--server-cmd", template, "--server-host", "::1", "--requests", "100", "--json", str(out)
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
-    result = load_json(out)
+    flags = ["--server-host", "::1", "--requests", "100"]
+    _, result = bench_json(tmp_path, "--server-cmd", REFERENCE, *flags)
     assert result["server"].startswith("[::1]:")
     assert result["answers"] == 100
 
@@ -199,29 +158,9 @@ def test_server_cmd_on_ipv6_loopback(tmp_path: Path) -> None:
 
 
 def test_tutorial_server_reports_what_it_could_not_do(tmp_path: Path) -> None:
-    out = tmp_path / "result.json"
-    template = (
-        f"{sys.executable} -m {TUTORIAL} --host {{host}} --port {{port}} "
-        "--book {tmpdir}/book.json"
-    )
-    run = bench(
-        "--server-cmd",
-        template,
-        "--duration",
-        "0.5",
-        "--connections",
-        "3",
-        "--pipeline",
-        "4",
-        "--keys",
-        "2",
-        "--mix",
-        "fnd:50,add:50",
-        "--json",
-        str(out),
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
-    result = load_json(out)
+    template = f"{PYTHON} -m {TUTORIAL} --host {{host}} --port {{port}} --book {{tmpdir}}/b.json"
+    flags = "--duration 0.5 --connections 3 --pipeline 4 --keys 2 --mix fnd:50,add:50"
+    run, result = bench_json(tmp_path, "--server-cmd", template, *flags.split())
     assert result["framing"] == "legacy"
     assert result["pipeline"] == 1
     assert result["answers"] > 0
@@ -235,14 +174,12 @@ def test_tutorial_server_reports_what_it_could_not_do(tmp_path: Path) -> None:
 
 def test_echo_server_fails_the_data_check(tmp_path: Path) -> None:
     """A server that answers OK but stores nothing is a failure, not a score."""
-    template = f"{sys.executable} {ECHO} --host {{host}} --port {{port}}"
-    run = bench("--server-cmd", template, "--requests", "300", "--connections", "2")
+    echo = ["--server-cmd", f"{PYTHON} {ECHO} --host {{host}} --port {{port}}"]
+    run = bench(*echo, "--requests", "300", "--connections", "2")
     assert run.returncode == 1, run.stdout + run.stderr
     assert "data check: FAIL" in run.stdout
     assert "wrong answer: fnd:" in run.stdout
-    unchecked = bench(
-        "--server-cmd", template, "--requests", "300", "--connections", "2", "--no-data-check"
-    )
+    unchecked = bench(*echo, "--requests", "300", "--connections", "2", "--no-data-check")
     assert unchecked.returncode == 0, unchecked.stdout + unchecked.stderr
     assert "data check: skipped" in unchecked.stdout
 
@@ -291,22 +228,11 @@ FORGETFUL = textwrap.dedent(
 def test_lost_writes_are_found_afterwards(tmp_path: Path) -> None:
     script = tmp_path / "forgetful.py"
     script.write_text(FORGETFUL)
-    out = tmp_path / "result.json"
+    flags = "--requests 400 --connections 2 --mix fnd:50,add:50"
     with ServerProcess([sys.executable, str(script), "{port}"], cwd=ROOT) as server:
-        run = bench(
-            "--server",
-            f"127.0.0.1:{server.port}",
-            "--requests",
-            "400",
-            "--connections",
-            "2",
-            "--mix",
-            "fnd:50,add:50",
-            "--json",
-            str(out),
-        )
-    assert run.returncode == 1, run.stdout + run.stderr
-    check = load_json(out)["data_check"]
+        address = f"127.0.0.1:{server.port}"
+        run, result = bench_json(tmp_path, "--server", address, *flags.split(), status=1)
+    check = result["data_check"]
     assert check["status"] == "fail"
     assert check["wrong"] == 0  # each connection sees its own writes...
     assert check["lost"] > 0  # ...and a fresh connection sees none of them
@@ -373,25 +299,18 @@ def test_mix_parsing() -> None:
     assert (sequence.count("fnd"), sequence.count("add"), sequence.count("rem")) == (80, 15, 5)
     assert Mix.parse("add:1").sequence(10) == ["add"] * 10
     for bad in ("fnd", "fnd:1,fnd:2", "get:1", "fnd:-1", "fnd:0,add:0", ""):
-        with pytest.raises(ConfigError):
+        with pytest.raises(BenchError):
             Mix.parse(bad)
-
-
-def test_address_parsing() -> None:
-    assert parse_address("127.0.0.1:2007") == ("127.0.0.1", 2007)
-    assert parse_address("[::1]:80") == ("::1", 80)
-    assert parse_address("localhost:1") == ("localhost", 1)
-    for bad in ("2007", ":2007", "[::1]2007", "host:0", "host:x"):
-        with pytest.raises(ConfigError):
-            parse_address(bad)
 
 
 def test_histogram_percentiles_merge() -> None:
     first, second = Histogram(), Histogram()
     for ms in range(1, 101):  # 1..100 ms
         (first if ms % 2 else second).record(ms / 1000)
-    merged = Histogram.merged([first, second])
-    assert merged.total == 100
+    merged = Histogram()
+    merged.update(first)
+    merged.update(second)
+    assert merged.total() == 100
     summary = merged.summary()
     assert summary["p50"] == pytest.approx(50, rel=0.002)
     assert summary["p90"] == pytest.approx(90, rel=0.002)

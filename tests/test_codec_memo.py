@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol import Error, Ok, RemoteProtocolError, _codec, strategies
+from protocol import Error, Ok, RemoteProtocolError, Request, _codec, strategies
 
 
 def _outcome(decode: Callable[[bytes], object], body: bytes) -> object:
@@ -36,6 +37,27 @@ def test_encode_response_memo_agrees_with_the_schemas_twice(text: str | None, ok
     response = Ok(text) if ok or text is None else Error(text)
     for _ in range(2):
         assert _codec.encode_response(response) == _codec._encode_response(response)
+
+
+@settings(max_examples=150, deadline=None)
+@given(request=strategies.requests())
+def test_encode_request_memo_agrees_with_the_schemas_twice(request: Request) -> None:
+    for _ in range(2):
+        assert _codec.encode_request(request) == _codec._encode_request(request)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    line=st.one_of(st.builds(_codec._encode_response, st.builds(Ok, TEXTS)), st.binary()),
+    legacy=st.booleans(),
+)
+def test_decode_response_memo_agrees_with_the_schemas_twice(line: bytes, legacy: bool) -> None:
+    body = line.rstrip(b"\n")
+    for _ in range(2):
+        decode = functools.partial(_codec.decode_response, legacy=legacy)
+        assert _outcome(decode, body) == _outcome(
+            lambda b: _codec._decode_response(b, legacy), body
+        )
 
 
 def test_a_refused_line_is_refused_again_not_remembered() -> None:

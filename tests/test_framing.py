@@ -109,6 +109,15 @@ def test_rest_of_overlong_line_discarded_until_lf(reader: LineReader) -> None:
     ]
 
 
+def test_a_pause_inside_an_overlong_line_does_not_end_it(reader: LineReader) -> None:
+    """ABP-FRAME-11: no quiet period inside the rest of a long line (issue 10 item 8)."""
+    assert lines(reader.feed(b"x" * 5000, 0.0)) == [None]
+    assert reader.feed(b"more of it", 0.01) == []
+    assert reader.deadline() is None
+    assert reader.expire(60.0) == []
+    assert lines(reader.feed(b" and the rest\nfnd:a\n", 60.0)) == [b"fnd:a"]
+
+
 def test_two_overlong_lines_two_refusals(reader: LineReader) -> None:
     data = b"a" * 5000 + b"\n" + b"b" * 9000 + b"\nc\n"
     assert lines(reader.feed(data, 0.0)) == [None, None, b"c"]

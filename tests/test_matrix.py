@@ -118,7 +118,7 @@ def check_markdown(bundled: MatrixRun) -> None:
     cell = bundled.cell("reference --legacy", "tutorial")
     assert f"(#{cell['anchor']})" in md
     assert f'<a id="{cell["anchor"]}"></a>' in md
-    assert "#### separators" in md
+    assert "**separators**: " in md
     assert "```" in md
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -72,3 +73,14 @@ def test_raise_fd_limit_reaches_the_hard_limit() -> None:
     soft = program.raise_fd_limit()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     assert soft == (None if hard == resource.RLIM_INFINITY else hard)
+
+
+@pytest.mark.parametrize("program_name", ["abp-server", "abp-client", "conformance"])
+def test_every_program_says_its_version(program_name: str) -> None:
+    path = Path(sys.executable).parent / program_name  # installed beside this Python
+    done = subprocess.run(
+        [path, "--version"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0
+    assert done.stdout.startswith(f"{program_name} (abp-toolkit) ")
+    assert done.stdout.strip().split()[-1] == program.toolkit_version()

@@ -10,11 +10,15 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from conformance.harness.process import LOOPBACK, ServerProcess, free_port, reference_server_command
 from protocol import requirements
+
+if TYPE_CHECKING:
+    from conftest import SpawnServer
 
 TIMEOUT = 10.0
 
@@ -108,3 +112,25 @@ def test_every_program_requirement_is_tested_here() -> None:
     for req in requirements.catalogue().values():
         if req.role == "program":
             assert f'requirement("{req.id}")' in source
+
+
+@pytest.mark.requirement("ABP-TLS-5")
+def test_the_server_warns_when_listening_beyond_loopback_without_tls(
+    spawn_server: SpawnServer,
+) -> None:
+    """A server program SHOULD warn, in one line on start, when it listens on an
+    address that is not loopback without TLS. (Binds 0.0.0.0, connects only to
+    127.0.0.1; with TLS there is no warning: tests/test_reference_server_tls.py.)"""
+    import signal
+    import socket
+
+    for host, warned in (("0.0.0.0", True), ("127.0.0.1", False)):
+        server = spawn_server("--host", host, "--port", "0")
+        with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as sock:
+            sock.sendall(b"fnd:w\n")
+            assert sock.recv(100) == b"ERROR: No entry for w\n"
+        assert server.signal(signal.SIGTERM) == 0
+        lines = server.stderr().splitlines()
+        assert len(lines) == (1 if warned else 0), lines
+        if warned:
+            assert f"listening on 0.0.0.0:{server.port} without TLS" in lines[0]

@@ -2,7 +2,7 @@
 
 The rules under test (``conformance.reports.model``): a failing SHOULD-only
 test is WARN; a requirement's status is the worst of its tests' (FAIL > WARN >
-PASS > SKIP); the exit status is 1 on a FAIL (or a WARN with ``strict``).
+PASS > BLOCKED > SKIP); the exit status is 1 on a FAIL (or a WARN with ``strict``).
 The renderers must show hostile bytes from a server as inert, escaped text.
 """
 
@@ -19,6 +19,7 @@ import pytest
 
 from conformance.harness.wire import Transcript
 from conformance.reports import (
+    BLOCKED,
     FAIL,
     PASS,
     SKIP,
@@ -108,7 +109,7 @@ def test_a_failure_counts_against_the_requirement_it_names_only() -> None:
     assert rows["ABP-REQ-2"].status == PASS
     assert rows["ABP-CONN-6"].status == FAIL
     alone = {row.id: row for row in RunResult([r], complete=False).requirement_rows()}
-    assert alone["ABP-REQ-2"].status == SKIP
+    assert alone["ABP-REQ-2"].status == BLOCKED  # its test ran and failed: never SKIP
 
 
 def test_a_failure_naming_no_requirement_counts_against_all_of_its_own() -> None:
@@ -149,7 +150,15 @@ def test_exit_code(outcomes: list[str], strict: bool, code: int) -> None:
 def test_summary_counts() -> None:
     outcomes = [PASS, PASS, FAIL, WARN, SKIP]
     result = RunResult([record(f"t{n}", [MUST], o) for n, o in enumerate(outcomes)])
-    assert result.summary() == {"tests": 5, "passed": 2, "failed": 1, "warned": 1, "skipped": 1}
+    assert result.summary() == {
+        "tests": 5,
+        "passed": 2,
+        "failed": 1,
+        "warned": 1,
+        "skipped": 1,
+        "expected": 0,
+        "unexpected_passes": 0,
+    }
 
 
 # -- hostile bytes from a server

@@ -17,6 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SUITES = ["conformance/suites/server", "conformance/suites/counter", "conformance/suites/client"]
 MARKER = re.compile(r"\brequirement\(([^)]*)\)")
 ID = re.compile(r"ABP-[A-Z]+-\d+")
+#: Sections the suites cannot reach yet, tested in tests/ meanwhile (none: ABP
+#: over TLS is in the server suite since ``--server tls://HOST:PORT``).
+NOT_YET_IN_SUITES: tuple[str, ...] = ()
 
 
 def marked_ids(directories: list[str]) -> dict[str, set[str]]:
@@ -45,7 +48,11 @@ def test_the_scan_sees_markers() -> None:
 
 def test_every_wire_requirement_has_a_conformance_test() -> None:
     marked = marked_ids(SUITES)
-    wanted = [r.id for r in requirements.catalogue().values() if r.role != "program"]
+    wanted = [
+        r.id
+        for r in requirements.catalogue().values()
+        if r.role != "program" and not r.id.startswith(NOT_YET_IN_SUITES)
+    ]
     uncovered = [rid for rid in wanted if rid not in marked]
     assert not uncovered, (
         f"{len(uncovered)} requirement(s) of docs/spec.md have no test in "
@@ -55,7 +62,11 @@ def test_every_wire_requirement_has_a_conformance_test() -> None:
 
 def test_every_program_requirement_has_a_project_test() -> None:
     marked = marked_ids(["tests"])
-    wanted = [r.id for r in requirements.catalogue().values() if r.role == "program"]
+    wanted = [
+        r.id
+        for r in requirements.catalogue().values()
+        if r.role == "program" or r.id.startswith(NOT_YET_IN_SUITES)
+    ]
     uncovered = [rid for rid in wanted if rid not in marked]
     assert not uncovered, (
         f"program requirement(s) with no marked test in tests/: {' '.join(uncovered)}"

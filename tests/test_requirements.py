@@ -23,6 +23,7 @@ SECTIONS = {
     "6. Durability and consistency": "DUR",
     "7. The counter service": "COUNTER",
     "8. How a client under test is driven": "CLIENT",
+    "9. ABP over TLS": "TLS",
 }
 
 

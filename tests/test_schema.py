@@ -186,14 +186,23 @@ def test_encode_request_refuses_what_is_not_a_request() -> None:
 
 
 @pytest.mark.parametrize(
-    "request_",
-    [Find("a,b"), Remove("x,"), Add("a", "b\r"), Find("a\r"), Add("a\rb", "c")],
+    ("request_", "requirement"),
+    [
+        (Find("a,b"), "ABP-REQ-14"),
+        (Remove("x,"), "ABP-REQ-14"),
+        (Add("a", "b\r"), "ABP-REQ-13"),
+        (Find("a\r"), "ABP-REQ-13"),
+        (Add("a\rb", "c"), "ABP-REQ-13"),
+    ],
 )
-def test_encode_request_refuses_what_abp_req_13_forbids(request_: protocol.Request) -> None:
-    """A trailing CR would be read back as part of the terminator: refuse, send nothing."""
+def test_encode_request_refuses_what_abp_req_13_forbids(
+    request_: protocol.Request, requirement: str
+) -> None:
+    """A trailing CR would be read back as part of the terminator: refuse, send
+    nothing; a ',' in a rem/fnd name is refused too (the SHOULD of ABP-REQ-14)."""
     with pytest.raises(LocalProtocolError) as info:
         encode_request(request_)
-    assert info.value.requirement == "ABP-REQ-13"
+    assert info.value.requirement == requirement
 
 
 # ----------------------------------------------------------------- responses

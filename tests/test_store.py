@@ -4,6 +4,7 @@ commit, on real files. Each test runs its own event loop (``asyncio.run``)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import threading
 from collections.abc import Coroutine
@@ -230,13 +231,23 @@ def test_corrupt_pages_are_detected_at_open(tmp_path: Path) -> None:
     with path.open("r+b") as file:
         file.seek(4096 * 3)
         file.write(b"\xba\xad" * 4096)
-    with pytest.raises(StoreError, match="corrupt"):
+    with pytest.raises(StoreError, match="corrupt") as refused:
         Store.open(path)
+    assert "\n" not in str(refused.value)  # one line, whatever quick_check lists
 
 
 def test_a_directory_is_refused(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="directory"):
         Store.open(tmp_path)
+
+
+def test_a_path_that_is_not_a_regular_file_is_refused_before_sqlite(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for path in (fifo, Path("/dev/null")):
+        with pytest.raises(StoreError, match="it is not a regular file"):
+            Store.open(path)
+    assert [p.name for p in tmp_path.iterdir()] == ["fifo"]  # no -journal, no -wal
 
 
 def test_write_failure_reaches_the_futures(tmp_path: Path) -> None:

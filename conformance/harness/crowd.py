@@ -5,7 +5,10 @@ that serves one client at a time stall the suite for a timeout per
 connection. Here every socket is non-blocking and one selector drives them all
 under a single deadline, so such a server fails quickly, with the count of
 connections it never served. Everything sent and received goes into the
-test's transcript, as with ``Wire``.
+test's transcript, as with ``Wire``. Over TLS (``tls``), a member counts as
+connected once its handshake is done, driven by the same selector; a read or
+write that TLS must retry later (``SSLWantReadError``, ``SSLWantWriteError``)
+waits for the next turn, as a blocking one would.
 """
 
 from __future__ import annotations
@@ -14,12 +17,14 @@ import contextlib
 import errno
 import selectors
 import socket
+import ssl
 import struct
 import time
 from dataclasses import dataclass, field
 
+from conformance.harness import tls as tls_
 from conformance.harness.lines import LINE_CAP, split_lines
-from conformance.harness.timing import LEGACY_QUIET
+from conformance.harness.timing import LEGACY_QUIET, TLS_HANDSHAKE
 from conformance.harness.wire import Transcript
 
 
@@ -36,6 +41,7 @@ class Member:
     received: bytearray = field(default_factory=bytearray)
     eof: bool = False
     last_data: float | None = None
+    handshaking: bool = False
 
     def lines(self) -> list[bytes]:
         """The complete lines received so far, LF included."""
@@ -60,7 +66,9 @@ class Crowd:
         legacy: bool = False,
         quiet: float = LEGACY_QUIET,
         detail: int = 4,
+        tls: tls_.TlsSettings | None = None,
     ) -> None:
+        self.tls = tls
         self.host, self.port = host, port
         self.transcript = transcript
         self.prefix = prefix
@@ -78,8 +86,9 @@ class Crowd:
 
     # -- connecting
     def open(self, count: int, timeout: float) -> list[Member]:
-        """Start ``count`` connects at once; wait (at most ``timeout``) for them.
-        Returns the members that connected."""
+        """Start ``count`` connects at once; wait (at most ``timeout``, and
+        ``TLS_HANDSHAKE`` more per connection over TLS) for them. Returns the
+        members that connected."""
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         start = len(self.members)
         for i in range(start, start + count):
@@ -89,12 +98,13 @@ class Crowd:
             self.members.append(member)
             code = sock.connect_ex((self.host, self.port))
             if code == 0:
-                self._connected(member)
+                self._tcp_connected(member)
             elif code in (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN):
                 self._selector.register(sock, selectors.EVENT_WRITE, member)
             else:
                 member.error = errno.errorcode.get(code, str(code))
-        deadline = time.monotonic() + timeout
+        handshakes = 0.0 if self.tls is None else count * TLS_HANDSHAKE
+        deadline = time.monotonic() + timeout + handshakes
         while self._selector.get_map():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -102,17 +112,55 @@ class Crowd:
             for key, _ in self._selector.select(remaining):
                 member = key.data
                 self._selector.unregister(member.sock)
+                if member.handshaking:
+                    self._handshake(member)
+                    continue
                 code = member.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
                 if code == 0:
-                    self._connected(member)
+                    self._tcp_connected(member)
                 else:
                     member.error = errno.errorcode.get(code, str(code))
                     self.transcript.note(member.name, f"connect failed: {member.error}")
         for key in list(self._selector.get_map().values()):
             member = key.data
             self._selector.unregister(member.sock)
-            member.error = "connect did not complete before the deadline"
+            what = "TLS handshake" if member.handshaking else "connect"
+            member.error = f"{what} did not complete before the deadline"
         return [m for m in self.members[start:] if m.connected]
+
+    def _tcp_connected(self, member: Member) -> None:
+        if self.tls is None:
+            self._connected(member)
+            return
+        try:
+            member.sock = self.tls.wrap_later(member.sock, self.host)
+        except (OSError, tls_.TlsSetupError) as exc:
+            member.error = f"TLS: {tls_.describe(exc)}"
+            return
+        member.handshaking = True
+        self._handshake(member)
+
+    def _handshake(self, member: Member) -> None:
+        """One step of the member's TLS handshake; registers it for the next."""
+        sock = member.sock
+        assert isinstance(sock, ssl.SSLSocket)
+        try:
+            sock.do_handshake()
+        except ssl.SSLWantReadError:
+            self._selector.register(sock, selectors.EVENT_READ, member)
+            return
+        except ssl.SSLWantWriteError:
+            self._selector.register(sock, selectors.EVENT_WRITE, member)
+            return
+        except OSError as exc:
+            member.handshaking = False
+            member.error = f"TLS handshake failed: {tls_.describe(exc)}"
+            self.transcript.note(member.name, member.error)
+            return
+        member.handshaking = False
+        self._connected(member)
+        if member.index < self.detail:
+            self.transcript.note(member.name, tls_.session_note(sock))
 
     def _connected(self, member: Member) -> None:
         member.connected = True
@@ -172,9 +220,9 @@ class Crowd:
         )
 
     def _write(self, member: Member) -> None:
-        try:
+        try:  # over TLS a retried write must offer at least what the last one did
             sent = member.sock.send(member.outgoing)
-        except BlockingIOError:
+        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
             return
         except OSError as exc:
             member.outgoing.clear()
@@ -186,7 +234,10 @@ class Crowd:
     def _read(self, member: Member) -> None:
         try:
             data = member.sock.recv(65536)
-        except BlockingIOError:
+            sock = member.sock  # TLS: decrypted bytes the selector cannot see
+            while data and isinstance(sock, ssl.SSLSocket) and sock.pending():
+                data += sock.recv(65536)
+        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
             return
         except OSError as exc:
             member.eof = True

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from conformance.harness.lines import CLOSE, LF, SILENCE, TIMEOUT, Heard, LineBuffer, LineOverflow
 from conformance.harness.timing import PROBE_QUIET
 from conformance.harness.timing import TIMEOUT as DEFAULT_TIMEOUT
+from conformance.harness.tls import TlsSettings
 from conformance.harness.wire import Transcript, Wire, WireError
 from protocol import ABPError, ClientConnection, Find
 from protocol.codec import decode_counter_reply, decode_response
@@ -94,10 +95,12 @@ def _probe(
     quiet: float,
     transcript: Transcript,
     name: str,
+    tls: TlsSettings | None,
 ) -> Heard:
     connection = ClientConnection(legacy=not terminated, counter=counter)
     data = connection.send(b"framing probe" if counter else Find(name))
-    with Wire(host, port, timeout=timeout, transcript=transcript, name=f"p{int(terminated)}") as w:
+    channel = f"p{int(terminated)}"
+    with Wire(host, port, timeout=timeout, transcript=transcript, name=channel, tls=tls) as w:
         w.send(data, "framing probe" + ("" if terminated else ", no terminator"))
         return _listen(w, timeout, quiet)
 
@@ -109,6 +112,7 @@ def detect(
     service: str = "abp",
     timeout: float = DEFAULT_TIMEOUT,
     quiet: float = PROBE_QUIET,
+    tls: TlsSettings | None = None,
 ) -> Detection:
     """Probe the server; raises ``WireError`` when it cannot be reached at all."""
     counter = service == "counter"
@@ -123,6 +127,7 @@ def detect(
         quiet=quiet,
         transcript=transcript,
         name=name,
+        tls=tls,
     )
     if first.ended_by == LF and _is_answer(first.data, counter):
         return Detection(LINE, "answers end with LF", transcript)
@@ -137,6 +142,7 @@ def detect(
         quiet=quiet,
         transcript=transcript,
         name=name + "-u",
+        tls=tls,
     )
     if second.ended_by == LF and _is_answer(second.data, counter):
         return Detection(

@@ -44,9 +44,10 @@ class Inconclusive(Exception):
 class RawConnection:
     """A connection driven with raw bytes; answers are read as raw lines."""
 
-    def __init__(self, wire: Wire, *, stall: float = STALL) -> None:
+    def __init__(self, wire: Wire, *, stall: float = STALL, margin: float = TRICKLE_MARGIN) -> None:
         self.wire = wire
         self.stall = stall
+        self.margin = margin  # the longest pause inside one split request
         self.lines = LineBuffer(wire.recv_chunk)
 
     @property
@@ -83,14 +84,14 @@ class RawConnection:
         """Send ``data`` in pieces of ``sizes`` bytes, listening ``listen``
         seconds after each; returns what arrived before the last piece left
         (an answer to a request not yet complete, when the pieces hold no LF).
-        Raises ``Inconclusive`` when a pause between pieces passed
-        ``TRICKLE_MARGIN``."""
+        Raises ``Inconclusive`` when a pause between pieces passed ``margin``
+        (half the server's quiet period: ``--quiet-period``)."""
         assert sum(sizes) == len(data)
         early = bytearray()
         pos = 0
         last = time.monotonic()
         for size in sizes:
-            if pos and time.monotonic() - last > TRICKLE_MARGIN:
+            if pos and time.monotonic() - last > self.margin:
                 raise Inconclusive(f"{(time.monotonic() - last) * 1000:.0f} ms between two pieces")
             self.send(data[pos : pos + size])
             last = time.monotonic()

@@ -3,11 +3,13 @@
 Two kinds. *Loopback facts* do not depend on how fast the server under test
 is and never scale: how long loopback takes to deliver one ``send()``, or how
 long a pause splits a request in two (ABP-FRAME-6). *Budgets* are what the
-suite grants a server before it judges; each is a ceiling, and the wait
-actually used is ``budget(VALUE, timeout)`` = ``min(VALUE, --timeout)``, so a
-short ``--timeout`` shortens every one of them, and a long one never makes a
-test wait longer than the value here. ``--timeout`` itself (``TIMEOUT``
-by default) bounds every single wait for an answer.
+suite grants the implementation under test before it judges, and they scale
+with ``--timeout``: the wait actually used is ``budget(VALUE, timeout)`` =
+``min(VALUE * max(1, timeout / TIMEOUT), timeout)``. At the default
+``--timeout`` (``TIMEOUT``) a budget is its VALUE here; ``--timeout 10``
+doubles every one (a slow machine, a loaded CI runner); a ``--timeout``
+shorter than a VALUE caps it. ``--timeout`` itself bounds every single wait
+for an answer.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ POLL = 0.01
 #: default quiet period (ABP-FRAME-6).
 LEGACY_QUIET = 0.1
 #: The longest pause between the pieces of a split request that still makes
-#: them one request: half the protocol's quiet period (ABP-FRAME-6).
+#: them one request: half the protocol's default quiet period (ABP-FRAME-6);
+#: less for a server whose quiet period is shorter (``--quiet-period``).
 TRICKLE_MARGIN = 0.05
 #: The glance after each piece of a split request for an early answer: short,
 #: so that the pieces stay well within ``TRICKLE_MARGIN`` of each other.
@@ -66,14 +69,21 @@ STALL_LEGACY = 3 * LEGACY_QUIET
 HOLDUP = 1.5
 #: How long a burst of connections (a crowd) may take to be accepted.
 CROWD_CONNECT = 0.5
+#: Over TLS, what each connection of a crowd adds to that: the CPU of one
+#: handshake on both sides, not the server's concurrency (200 took 0.42 s).
+TLS_HANDSHAKE = 0.01
 #: How long a client that stops reading keeps sending its flood (ABP-CONN-5).
 FLOOD = 1.0
 #: How long a server may take to send something nobody asked for (ABP-TRANSPORT).
 UNSOLICITED = 0.2
 #: How long past its idle timeout a server may take to close (ABP-CONN-8).
 IDLE_GRACE = 2.0
+#: How long the connections of a client under test may take to show closed
+#: at the client suite's scripted server once the client has exited (ABP-CONN-9).
+CLIENT_CLOSE = 2.0
 
 
 def budget(value: float, timeout: float) -> float:
-    """A budget under ``--timeout``: never longer than either."""
-    return min(value, timeout)
+    """A budget under ``--timeout``: ``value`` at the default, scaled up with a
+    longer ``--timeout``, and never longer than ``--timeout`` itself."""
+    return min(value * max(1.0, timeout / TIMEOUT), timeout)

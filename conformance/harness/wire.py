@@ -4,7 +4,9 @@ Every byte the suite sends or receives goes through a ``Wire`` (or a
 ``Crowd``) so that a failure can show the conversation that led to it. A
 ``Wire`` moves bytes only: lines are read by ``conformance.harness.lines``,
 answers decoded by the protocol package. It never blocks past its timeout: a
-silent server is a ``WireTimeout``.
+silent server is a ``WireTimeout``. Given ``tls`` (a ``TlsSettings``), a
+``Wire`` makes the TLS handshake on connecting and then moves the bytes inside
+the session (ABP over TLS, docs/spec.md section 9).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from conformance.harness import tls as tls_
 from conformance.harness.timing import TIMEOUT
 from protocol.escape import escape
 
@@ -29,7 +32,26 @@ class WireTimeout(WireError, TimeoutError):
 
 
 class WireClosed(WireError):
-    """The server closed the connection before the expected answer."""
+    """The server closed the connection before the expected answer.
+    ``sending``: found while the suite was sending; ``reset``: by an error
+    (a reset) rather than an end of stream."""
+
+    def __init__(self, message: str, *, sending: bool = False, reset: bool = False) -> None:
+        super().__init__(message)
+        self.sending = sending
+        self.reset = reset
+
+
+#: How much of a long byte string a transcript record or a verdict shows.
+SHOWN_BYTES = 512
+
+
+def shown(data: bytes) -> tuple[bytes, str]:
+    """The first ``SHOWN_BYTES`` of ``data``, and a note saying how long it was
+    when that is not all of it ("" otherwise)."""
+    if len(data) <= SHOWN_BYTES:
+        return data, ""
+    return data[:SHOWN_BYTES], f"{len(data)} bytes, first {SHOWN_BYTES} shown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,11 +84,11 @@ class Transcript:
             if len(self.records) >= self.limit:
                 self.dropped += 1
                 return
-            shown = data if len(data) <= 512 else data[:512]
-            if len(data) > 512:
-                note = (note + "; " if note else "") + f"{len(data)} bytes, first 512 shown"
+            part, cut = shown(data)
+            if cut:
+                note = (note + "; " if note else "") + cut
             self.records.append(
-                Record(time.monotonic() - self.started, channel, direction, shown, note)
+                Record(time.monotonic() - self.started, channel, direction, part, note)
             )
 
     def note(self, channel: str, text: str) -> None:
@@ -103,8 +125,10 @@ class Wire:
         name: str,
         timeout: float = TIMEOUT,
         transcript: Transcript | None = None,
+        tls: tls_.TlsSettings | None = None,
     ) -> None:
         self.name = name
+        self.tls = tls
         self.host, self.port = host, port
         self.timeout = timeout
         self.transcript = transcript if transcript is not None else Transcript()
@@ -119,7 +143,19 @@ class Wire:
             raise WireError(f"cannot connect to {self.host}:{self.port}: {exc}") from None
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.transcript.note(self.name, f"connected to {self.host}:{self.port}")
+        if self.tls is not None:
+            self._handshake(self.tls)
         return self
+
+    def _handshake(self, settings: tls_.TlsSettings) -> None:
+        try:
+            self.sock = settings.wrap(self._sock, self.host)
+        except (OSError, tls_.TlsSetupError) as exc:  # ssl.SSLError is an OSError
+            why = tls_.describe(exc)
+            self.transcript.note(self.name, f"TLS handshake failed: {why}")
+            self.close()
+            raise WireError(f"TLS handshake with {self.host}:{self.port} failed: {why}") from None
+        self.transcript.note(self.name, tls_.session_note(self.sock))
 
     def __enter__(self) -> Wire:
         return self.connect() if self.sock is None else self
@@ -144,7 +180,10 @@ class Wire:
             self.transcript.note(self.name, "reset (RST)")
 
     def shutdown_write(self) -> None:
-        """Half-close: the legacy end-of-request signal (ABP-FRAME-5)."""
+        """Half-close: the legacy end-of-request signal (ABP-FRAME-5). TLS has
+        none (a ``close_notify`` ends the session): over TLS a ``WireError``."""
+        if self.tls is not None:
+            raise WireError("TLS has no half-close (docs/spec.md section 9)")
         with contextlib.suppress(OSError):
             self._sock.shutdown(socket.SHUT_WR)
         self.transcript.note(self.name, "half-closed (FIN sent)")
@@ -163,7 +202,7 @@ class Wire:
             self._sock.sendall(data)
         except OSError as exc:
             self.transcript.note(self.name, f"send failed: {exc}")
-            raise WireClosed(f"send failed: {exc}") from None
+            raise WireClosed(f"send failed: {exc}", sending=True) from None
 
     def recv_chunk(self, timeout: float | None = None) -> bytes:
         """One read: b"" at end of stream; WireTimeout if nothing arrives."""
@@ -175,7 +214,7 @@ class Wire:
             raise WireTimeout("no data before the deadline") from None
         except OSError as exc:
             self.transcript.note(self.name, f"receive failed: {exc}")
-            raise WireClosed(f"connection broken: {exc}") from None
+            raise WireClosed(f"connection broken: {exc}", reset=True) from None
         if data:
             self.transcript.add(self.name, "<<", data)
         else:

@@ -3,9 +3,10 @@
 Runs are reproducible from ``--seed`` alone: examples are drawn from the seed,
 nothing is kept in an example database, and there is no shrinking (each
 shrink step is a round trip to a server that may be slow or broken; the first
-failing example is reported as found, with its own transcript). The oracle
-for bad input is the protocol package's own ``ServerConnection``: what it
-answers a line is what the spec says a server answers.
+failing example is reported as found, with its own transcript). What a bad
+line may be answered is ``conformance.judging.session.refusal`` (every error
+section 4 allows, from ``protocol.codec.applicable_errors``), never one
+implementation's check order.
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ from hypothesis import HealthCheck, Phase, seed, settings
 
 from conformance.harness.wire import Transcript
 from conformance.judging.session import ServerSession, ServerTarget
-from protocol import Error, InvalidRequest, ServerConnection, ServerEvent
-from protocol.codec import INVALID_UTF8, MALFORMED_REQUEST
 
 T = TypeVar("T")
 
@@ -55,32 +54,3 @@ def fresh_example(abp: ServerSession) -> None:
 def run_seeded(abp: ServerSession, test: Callable[[], None]) -> None:
     """Call a @given-decorated ``test`` with the target's seed and settings."""
     seeded(abp.target, fuzz_settings(abp.target)(test))()
-
-
-def oracle(line: bytes) -> list[ServerEvent]:
-    """What an ABP/1 server makes of ``line`` (LF included): the protocol
-    package's reading, quiet period off."""
-    return ServerConnection(quiet_period=None).receive_data(line, 0.0)
-
-
-def expected_refusal(line: bytes) -> InvalidRequest | None:
-    """How an ABP/1 server refuses one bad line (``.reply`` is the standard
-    error, ``.error.requirement`` the rule), or None when it is a request."""
-    events = oracle(line)
-    if len(events) == 1 and isinstance(events[0], InvalidRequest):
-        return events[0]
-    return None
-
-
-def allowed_refusals(refusal: InvalidRequest) -> set[Error] | None:
-    """The answers a bad line may get. A line that breaks two rules (NUL and
-    invalid UTF-8) may get either error: the spec sets no precedence."""
-    raw = refusal.raw
-    allowed = {refusal.reply}
-    if b"\x00" in raw or b"\r" in raw:  # ABP-FRAME-13
-        allowed.add(Error(MALFORMED_REQUEST))
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError:
-        allowed.add(Error(INVALID_UTF8))
-    return allowed

@@ -9,16 +9,22 @@
     abp.crowd(prefix)  many connections driven together (``Crowd``)
     abp.answer(req, request)             the raw answer to a request, judged by nobody
     abp.expect(req, request, want, summary, by="meaning" | "bytes")
+    abp.judge(req, want, line, summary, by=...)  an answer already read, judged
     abp.expect_lines(req, conn, wants, summary)   the next answers on ``conn``, byte for byte
     abp.read_lines(req, conn, count, summary)     the next lines on ``conn``, unjudged
     abp.probe()        health probe after an abusive test (ABP-CONN-6)
     abp.attempts(fn)   retries a timing-sensitive attempt until one is conclusive
     abp.private_server()  a fresh instance from --server-cmd (restart/kill tests)
+    abp.needs_half_close()  skips the test over TLS, which has no half-close
 
 A request is a protocol message (``Find(name)``), sent in the framing the
 server handles, or a raw request line (bytes, no terminator) for requests the
 protocol refuses to build. An expected answer is an ``Ok``, an ``Error``
-(``no_entry(name)``...) or ``ANY_OK`` (``OK`` or ``OK: TEXT``). ``by`` says
+(``no_entry(name)``...), ``ANY_OK`` (``OK`` or ``OK: TEXT``) or, for a bad
+request line, ``refusal(line)``: any error section 4 allows for that line, in
+any check order (``protocol.codec.applicable_errors``). An ``Error`` expected
+for a raw request line is always judged that way: a server that checks UTF-8
+before NUL is as right as the reference, which checks NUL first. ``by`` says
 how an answer is compared: ``"bytes"`` for the tests of the form of answers
 (sections 2, 4, 7), ``"meaning"`` for the others, so that a server answering
 in free text like the tutorial's still gets its semantics judged
@@ -44,10 +50,20 @@ from conformance.harness.crowd import Crowd
 from conformance.harness.lines import LineOverflow
 from conformance.harness.process import ServerProcess, ServerStartError
 from conformance.harness.raw import Inconclusive, RawConnection, Unterminated
-from conformance.harness.timing import HOLDUP, STALL, STALL_LEGACY, TIMEOUT, budget
-from conformance.harness.wire import Transcript, Wire, WireClosed, WireError, WireTimeout
-from conformance.judging.verdict import fail
+from conformance.harness.timing import (
+    HOLDUP,
+    STALL,
+    STALL_LEGACY,
+    TIMEOUT,
+    TRICKLE_MARGIN,
+    budget,
+)
+from conformance.harness.tls import TlsSettings
+from conformance.harness.wire import Transcript, Wire, WireError
+from conformance.judging.verdict import fail, on_the_wire
 from protocol import (
+    DEFAULT_QUIET_PERIOD,
+    MAX_REQUEST_LINE,
     Add,
     ClientConnection,
     Error,
@@ -59,7 +75,15 @@ from protocol import (
     Response,
 )
 from protocol.address import format_address
-from protocol.codec import NO_ENTRY_FOR, decode_response, encode_response, line_content
+from protocol.codec import (
+    NO_ENTRY_FOR,
+    applicable_errors,
+    decode_request,
+    decode_response,
+    encode_response,
+    line_content,
+)
+from protocol.escape import escape
 
 FRAMINGS = ("line", "legacy")
 SERVICES = ("abp", "counter")
@@ -90,7 +114,43 @@ class AnyOk:
 
 
 ANY_OK = AnyOk()
-Expected = Ok | Error | AnyOk
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Expected answer to a bad request line: any one of ``errors`` (section 4:
+    "any of the errors that apply is a conforming answer"). ``requirement`` is
+    the rule blamed when the answer is none of them: every rule the line
+    breaks is then broken, and this names the one the protocol's own reading
+    finds first."""
+
+    errors: frozenset[Error]
+    requirement: str
+
+    def __repr__(self) -> str:
+        return " or ".join(f'"{escape(encode_response(e))}"' for e in sorted_errors(self))
+
+
+def sorted_errors(expected: Refusal) -> list[Error]:
+    return sorted(expected.errors, key=lambda error: error.text)
+
+
+def refusal(line: bytes) -> Refusal:
+    """What a conforming server may answer to the request ``line`` (no
+    terminator) that breaks at least one rule of sections 2-4."""
+    errors = applicable_errors(line)
+    if not errors:
+        raise ValueError(f"not a bad request line: {line[:60]!r}")
+    requirement = "ABP-FRAME-10"
+    if len(line) <= MAX_REQUEST_LINE:
+        try:
+            decode_request(line)
+        except RemoteProtocolError as exc:
+            requirement = exc.requirement
+    return Refusal(errors, requirement)
+
+
+Expected = Ok | Error | AnyOk | Refusal
 
 
 def wire_form(answer: object) -> object:
@@ -99,6 +159,8 @@ def wire_form(answer: object) -> object:
         return encode_response(answer)
     if isinstance(answer, LegacyReply):
         return answer.text.encode("utf-8", "surrogateescape")
+    if isinstance(answer, Refusal) and len(answer.errors) == 1:
+        return encode_response(next(iter(answer.errors)))
     return answer
 
 
@@ -106,6 +168,8 @@ def form_requirement(expected: object) -> str:
     """The section-4 requirement that fixes the form of an expected answer."""
     if isinstance(expected, AnyOk):
         return "ABP-RESP-1"
+    if isinstance(expected, Refusal):
+        return "ABP-RESP-3"
     if isinstance(expected, Ok):
         return "ABP-RESP-2"
     if isinstance(expected, Error) and expected.text.startswith(NO_ENTRY_FOR):
@@ -115,9 +179,12 @@ def form_requirement(expected: object) -> str:
 
 def line_matches(expected: Expected, line: bytes) -> bool:
     """A raw answer line against its expected answer: exact bytes for a given
-    answer; any ``OK`` form for ``ANY_OK``."""
+    answer (a CR before the LF aside); any ``OK`` form for ``ANY_OK``; any of
+    the allowed errors for a ``Refusal``."""
     if isinstance(expected, AnyOk):
         return isinstance(decode(line), Ok)
+    if isinstance(expected, Refusal):
+        return any(line_matches(error, line) for error in expected.errors)
     return line.endswith(b"\n") and line_content(line) == line_content(encode_response(expected))
 
 
@@ -129,6 +196,8 @@ def same_meaning(expected: object, actual: object, stored: Collection[str] = ())
     command errors have no other form: they never match loosely."""
     if isinstance(expected, AnyOk):
         return isinstance(actual, Ok | LegacyReply)
+    if isinstance(expected, Refusal):
+        return actual in expected.errors
     if isinstance(expected, Ok):
         return isinstance(actual, Ok | LegacyReply) and actual.text == expected.text
     if isinstance(expected, Error) and expected.text.startswith(NO_ENTRY_FOR):
@@ -153,10 +222,12 @@ class ServerTarget:
     seed: int = 0
     fuzz_examples: int = 50
     idle_timeout: float | None = None  # the server's idle timeout, when known
+    tls: TlsSettings | None = None  # ABP over TLS (a ``tls://`` target)
+    quiet_period: float = DEFAULT_QUIET_PERIOD  # the server's (ABP-FRAME-6)
 
     @property
     def address(self) -> str:
-        return format_address(self.host, self.port)
+        return ("tls://" if self.tls else "") + format_address(self.host, self.port)
 
     @property
     def legacy(self) -> bool:
@@ -168,6 +239,12 @@ class ServerTarget:
         """How long part of an answer may wait for its LF (a server known to
         answer with no LF is not given long)."""
         return budget(STALL_LEGACY if self.legacy else STALL, self.timeout)
+
+    @property
+    def trickle_margin(self) -> float:
+        """The longest pause between the pieces of one split request: half
+        the server's quiet period, which the server may take for its end."""
+        return min(TRICKLE_MARGIN, self.quiet_period / 2)
 
     @property
     def holdup_bound(self) -> float:
@@ -203,14 +280,16 @@ class ServerSession:
         address: tuple[str, int] | None = None,
         connect_timeout: float | None = None,
         connect: bool = True,
+        tls: TlsSettings | Literal["target"] | None = "target",
     ) -> RawConnection:
         """A new line-framed connection for raw bytes; a failed connect fails
         ``requirement``. ``connect=False`` leaves connecting to the test
-        (``conn.wire.connect()``), say from its own threads."""
+        (``conn.wire.connect()``), say from its own threads. ``tls``: the
+        target's TLS settings, or others (None: plain TCP, even to a TLS port)."""
         host, port = address or (self.target.host, self.target.port)
-        wire = self._wire(host, port)
+        wire = self._wire(host, port, self.target.tls if tls == "target" else tls)
         self._wires.append(wire)
-        conn = RawConnection(wire, stall=self.target.stall)
+        conn = RawConnection(wire, stall=self.target.stall, margin=self.target.trickle_margin)
         if not connect:
             return conn
         wire.timeout = connect_timeout if connect_timeout is not None else self.target.timeout
@@ -221,19 +300,27 @@ class ServerSession:
         wire.timeout = self.target.timeout
         return conn
 
-    def _wire(self, host: str, port: int) -> Wire:
+    def _wire(self, host: str, port: int, tls: TlsSettings | None) -> Wire:
         return Wire(
             host,
             port,
             timeout=self.target.timeout,
             transcript=self.transcript,
             name=f"c{len(self._wires) + 1}",
+            tls=tls,
         )
 
     def crowd(self, prefix: str = "m", *, address: tuple[str, int] | None = None) -> Crowd:
         """Many connections driven together."""
         host, port = address or (self.target.host, self.target.port)
-        crowd = Crowd(host, port, self.transcript, prefix=prefix, legacy=self.target.legacy)
+        crowd = Crowd(
+            host,
+            port,
+            self.transcript,
+            prefix=prefix,
+            legacy=self.target.legacy,
+            tls=self.target.tls,
+        )
         self._crowds.append(crowd)
         return crowd
 
@@ -293,7 +380,7 @@ class ServerSession:
             conn.send(data)
             if not self.target.legacy:
                 return conn.read_line(timeout)
-            if own:
+            if own and self.target.tls is None:  # TLS has no half-close: the quiet period
                 conn.shutdown_write()
             return conn.read_legacy(timeout)
         finally:
@@ -313,18 +400,42 @@ class ServerSession:
         timeout: float | None = None,
     ) -> bytes:
         """Fail ``requirement`` unless ``request`` is answered ``expected``,
-        compared ``by="bytes"`` (a CR before the LF aside) or ``by="meaning"``."""
+        compared ``by="bytes"`` (a CR before the LF aside) or ``by="meaning"``.
+        An ``Error`` expected for a raw request line stands for every error
+        section 4 allows for that line (``refusal``)."""
+        if isinstance(request, bytes) and isinstance(expected, Error):
+            seen = self.line_seen(request)
+            if expected in applicable_errors(seen):
+                expected = refusal(seen)
         line = self.answer(requirement, request, conn=conn, address=address, timeout=timeout)
+        self.judge(requirement, expected, line, summary, by=by)
+        return line
+
+    def line_seen(self, request: bytes) -> bytes:
+        """The request line the server reads when the suite sends ``request``
+        (bytes, no terminator) in its framing: a CR before the added LF goes."""
+        return request if self.target.legacy else line_content(request + b"\n")
+
+    def accepts(self, expected: Expected, line: bytes, *, by: By) -> bool:
+        """Whether ``line`` is an acceptable answer where ``expected`` is
+        expected, compared ``by`` bytes or by meaning (noted in the transcript)."""
         if line_matches(expected, line):
-            return line
-        actual = decode(line, legacy=True)  # free text becomes a LegacyReply
-        if by == "meaning" and same_meaning(expected, actual, self._stored):
+            return True
+        if by == "meaning" and same_meaning(expected, decode(line, legacy=True), self._stored):
             self.transcript.note(
                 "--",
                 f"answer judged by its meaning; its form is {form_requirement(expected)}'s test",
             )
-            return line
-        if isinstance(actual, LegacyReply):
+            return True
+        return False
+
+    def judge(
+        self, requirement: str, expected: Expected, line: bytes, summary: str, *, by: By
+    ) -> None:
+        """Fail ``requirement`` unless ``line`` is acceptable for ``expected``."""
+        if self.accepts(expected, line, by=by):
+            return
+        if isinstance(decode(line, legacy=True), LegacyReply):
             summary += " (the answer is free text, not an ABP/1 answer)"
         fail(requirement, summary, expected=wire_form(expected), actual=line)
 
@@ -389,12 +500,7 @@ class ServerSession:
                 expected="one line ending with LF",
                 actual=exc.partial,
             )
-        if isinstance(exc, WireTimeout):
-            why = f"no answer within {self.target.timeout if timeout is None else timeout:g}s"
-        elif isinstance(exc, WireClosed):
-            why = "the server closed the connection instead of answering"
-        else:
-            why = str(exc)
+        why = on_the_wire(exc, self.target.timeout if timeout is None else timeout)
         fail(requirement, f"{summary}: {why}")
 
     # -- what belongs to one test
@@ -414,6 +520,12 @@ class ServerSession:
                 "ABP-CONN-6",
                 f"health probe after the test failed: the server no longer answers ({exc})",
             )
+
+    def needs_half_close(self) -> None:
+        """Skip the test when the target is reached over TLS: a ``close_notify``
+        ends the whole session, so ABP-FRAME-5 does not apply there (spec section 9)."""
+        if self.target.tls is not None:
+            pytest.skip("TLS has no half-close (docs/spec.md section 9): ABP-FRAME-5 is plain TCP")
 
     def attempts(self, attempt: Callable[[], None], tries: int = 3) -> None:
         """Run a timing-sensitive ``attempt`` (split requests) until one is

@@ -6,14 +6,35 @@ from __future__ import annotations
 
 from typing import NoReturn
 
+from conformance.harness.wire import SHOWN_BYTES, WireClosed, WireError, WireTimeout, shown
 from protocol import requirements
 from protocol.escape import escape
 
 
 def _show(value: object) -> str:
+    """A value as a failure shows it: bytes escaped, and anything long cut as
+    transcripts cut it (the first ``SHOWN_BYTES``, and how long it was)."""
     if isinstance(value, bytes | bytearray):
-        return f'"{escape(bytes(value))}"'
-    return repr(value)
+        part, cut = shown(bytes(value))
+        return f'"{escape(part)}"' + (f"  ({cut})" if cut else "")
+    text = repr(value)
+    if len(text) > SHOWN_BYTES:
+        return f"{text[:SHOWN_BYTES]}...  ({len(text)} characters, first {SHOWN_BYTES} shown)"
+    return text
+
+
+def on_the_wire(exc: WireError, timeout: float | None = None) -> str:
+    """What a failed send or read means on the wire, for a failure's summary
+    (never the exception's own text: "Broken pipe" is how the OS says it)."""
+    if isinstance(exc, WireTimeout):
+        return "no answer" + (f" within {timeout:g}s" if timeout is not None else " in time")
+    if isinstance(exc, WireClosed):
+        if exc.sending:
+            return "the server had closed the connection: the request could not be sent"
+        if exc.reset:
+            return "the server reset the connection instead of answering"
+        return "the server closed the connection instead of answering"
+    return str(exc)
 
 
 class RequirementFailed(AssertionError):

@@ -14,13 +14,15 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import TextIO
 
 from conformance.matrix import reports
 from conformance.matrix.config import ConfigError, check_programs, load
-from conformance.matrix.runner import CellResult, run_matrix
+from conformance.matrix.runner import CellResult, pairs_of, run_matrix
+from conformance.reports.provenance import Provenance
+from protocol.program import EXIT_OK, EXIT_USAGE, ProgramParser, positive_int
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_FAILED = 1
 PROG = "conformance matrix"
 
 EPILOG = """\
@@ -31,22 +33,23 @@ exit status:
 
 with no --config, the bundled interop.toml runs: the reference server and
 client against the tutorial-style ones (they do not all interoperate: exit 1).
+
+past one machine: run `--shard K/N --json shard-K.json` on N machines (each
+runs a stable 1/N of the pairs), then join them with
+`conformance report merge shard-*.json --html matrix.html --markdown matrix.md`.
 """
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def _workers(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1: {text!r}")
-    return int(text)
+def shard_spec(text: str) -> tuple[int, int]:
+    """``K/N`` with 1 <= K <= N."""
+    k, sep, n = text.partition("/")
+    if not (sep and k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n)):
+        raise argparse.ArgumentTypeError(f"must be K/N with 1 <= K <= N, e.g. 2/3: {text!r}")
+    return int(k), int(n)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = ProgramParser(
         prog=PROG,
         description="Run every client against every server of an interop config "
         "(TOML) and show who interoperates with whom.",
@@ -60,10 +63,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--workers",
         "-n",
-        type=_workers,
+        type=positive_int,
         default=os.cpu_count() or 1,
         metavar="N",
         help="pairs run at once (default: the cores, %(default)s)",
+    )
+    parser.add_argument(
+        "--shard",
+        type=shard_spec,
+        metavar="K/N",
+        help="run only the K-th of N stable slices of the pairs (join with 'conformance report "
+        "merge')",
     )
     parser.add_argument(
         "--show-config", action="store_true", help="print the config in use and exit"
@@ -84,6 +94,7 @@ def _write(path: str, text: str) -> str | None:
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     out = out if out is not None else sys.stdout
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     try:
         config = load(args.config)
@@ -102,10 +113,13 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             sys.stderr.write(f"{PROG}: cannot write {path}: no such directory\n")
             return EXIT_USAGE
 
+    provenance = Provenance.here(["conformance", "matrix", *argv])
+    pairs = pairs_of(config, args.shard)
     total = len(config.clients) * len(config.servers)
+    shard = f"; shard {args.shard[0]}/{args.shard[1]}: {len(pairs)} of them" if args.shard else ""
     out.write(
         f"running {len(config.clients)} clients x {len(config.servers)} servers "
-        f"({total} pairs, {args.workers} at a time)\n"
+        f"({total} pairs{shard}, {args.workers} at a time)\n"
     )
     out.flush()
     lock = threading.Lock()
@@ -117,15 +131,19 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             out.flush()
 
     started = time.monotonic()
-    cells = run_matrix(config, workers=args.workers, on_cell=progress)
+    cells = run_matrix(config, workers=args.workers, on_cell=progress, shard=args.shard)
     duration = time.monotonic() - started
     code = EXIT_OK if all(cell.ok for cell in cells) else EXIT_FAILED
-    out.write("\n" + reports.console(config, cells, transcripts=not args.quiet))
+    document = reports.document(
+        config, cells, duration, code, provenance=provenance, shard=args.shard
+    )
+    board = reports.Dashboard.from_document(document)
+    out.write("\n" + reports.console(board, transcripts=not args.quiet))
     out.write(f"finished in {duration:.1f}s; exit status {code}\n")
     writers: tuple[tuple[str | None, Callable[[], str]], ...] = (
-        (args.markdown, lambda: reports.markdown(config, cells)),
-        (args.json, lambda: reports.dumps(reports.as_json(config, cells, duration, code))),
-        (args.html, lambda: reports.html_report(config, cells)),
+        (args.markdown, lambda: reports.markdown(board)),
+        (args.json, lambda: reports.dumps(document)),
+        (args.html, lambda: reports.html_report(board)),
     )
     for path, render in writers:
         if not path:

@@ -220,15 +220,30 @@ def _died(process: ServerProcess) -> str:
     return f"the server exited (status {status}){last}"
 
 
+def pairs_of(
+    config: MatrixConfig, shard: tuple[int, int] | None = None
+) -> list[tuple[ClientSpec, ServerSpec]]:
+    """Every (client, server) pair in config order, or the ``K/N`` shard of them:
+    every N-th pair from the K-th on. Stable: the same config always splits the
+    same way, and the N shards together hold every pair exactly once."""
+    pairs = [(c, s) for c in config.clients for s in config.servers]
+    if shard is None:
+        return pairs
+    k, n = shard
+    return pairs[k - 1 :: n]
+
+
 def run_matrix(
     config: MatrixConfig,
     *,
     workers: int = 2,
     on_cell: Callable[[CellResult], None] | None = None,
     scenarios: Sequence[InteropScenario] = SCENARIOS,
+    shard: tuple[int, int] | None = None,
 ) -> list[CellResult]:
-    """Every (client, server) cell, in config order; pairs run ``workers`` at a time."""
-    pairs = [(c, s) for c in config.clients for s in config.servers]
+    """Every (client, server) cell of the shard, in config order; pairs run
+    ``workers`` at a time."""
+    pairs = pairs_of(config, shard)
 
     def one(pair: tuple[ClientSpec, ServerSpec]) -> CellResult:
         cell = run_cell(pair[0], pair[1], config.timeout, scenarios)

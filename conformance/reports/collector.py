@@ -68,6 +68,7 @@ class ResultCollector:
         self.internal_errors: list[str] = []
         self.warnings: list[str] = []
         self.interrupted = False
+        self.stopped_early = ""  # why pytest stopped before the end (-x, --maxfail)
         self.started = time.monotonic()
         self._pending: dict[str, _Pending] = {}
         self._on_record = on_record
@@ -87,8 +88,19 @@ class ResultCollector:
         if report.failed:
             self.collection_errors.append(f"{report.nodeid or '<session>'}: {report.longreprtext}")
 
-    def pytest_keyboard_interrupt(self, excinfo: object) -> None:
-        self.interrupted = True
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        value = excinfo.value
+        # -x / --maxfail: pytest's Session.Interrupted, xdist's own Interrupted;
+        # both subclass KeyboardInterrupt, which Ctrl-C and SIGTERM raise as is
+        if isinstance(value, KeyboardInterrupt) and type(value) is not KeyboardInterrupt:
+            self.stopped_early = str(value) or "stopped early"
+        else:
+            self.interrupted = True
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        reason = session.shouldfail or session.shouldstop  # -x / --maxfail in this process
+        if reason and not self.stopped_early:
+            self.stopped_early = str(reason)
 
     def pytest_internalerror(self, excrepr: object) -> None:
         self.internal_errors.append(str(excrepr))

@@ -1,80 +1,152 @@
 """``--html``: one self-contained page, readable offline, transcripts included.
 
-Inline CSS, no script, no external URL. Every piece of text that came from a
-test or from the server goes through ``html.escape`` (after ``printable``).
+Failures come first: the verdict, the target and the run's provenance, then
+every test as a card (failures, warnings, skips, passes, in that order) under
+a filter (all / failed / warned / skipped, CSS only), then the requirement
+table. A card is titled by the requirement its failure names (or, for a test
+that did not fail, by the requirements it covers) and shows the one command
+that reruns just that test. Inline CSS, no script, no external URL; every text
+from a test or the server is escaped (``conformance.reports.page``).
 """
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 
-from conformance.reports.model import FAIL, PASS, SKIP, UNTESTED, WARN, RunResult, TestRecord
-from conformance.reports.text import printable
+from conformance.reports import page
+from conformance.reports.model import FAIL, PASS, SKIP, WARN, RunResult, TestRecord
+from conformance.reports.page import e, status_tag
+from conformance.reports.provenance import target_items, target_summary
+from conformance.reports.rerun import rerun_command
+from protocol import requirements
 
-_CSS = """
-body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 72em; color: #222; }
-h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 1.6em; }
-table { border-collapse: collapse; width: 100%; }
-td, th { text-align: left; padding: .2em .6em; border-bottom: 1px solid #ddd; vertical-align: top; }
-pre { background: #f6f6f6; padding: .6em; overflow-x: auto; white-space: pre-wrap; }
-.status { font-weight: bold; padding: 0 .4em; border-radius: 3px; color: #fff; }
-.PASS { background: #2e7d32; } .FAIL { background: #c62828; } .WARN { background: #ef6c00; }
-.SKIP { background: #607d8b; } .UNTESTED { background: #8e24aa; }
-details { margin: .3em 0; border: 1px solid #ddd; border-radius: 4px; padding: .3em .6em; }
-summary { cursor: pointer; } .req { color: #555; font-size: .92em; }
-dl.target dt { float: left; clear: left; width: 8em; font-weight: bold; }
-dl.target dd { margin-left: 9em; }
-"""
+_ORDER = {FAIL: 0, WARN: 1, SKIP: 2, PASS: 3}
+TEXT_IN_TITLE = 110  # characters of the requirement's text in a card's title
 
 
-def _e(text: object) -> str:
-    return html.escape(printable(str(text)), quote=True)
+def title_requirement(record: TestRecord) -> str:
+    """The requirement a card is titled by: the one its failure names, else its first."""
+    if record.outcome in (FAIL, WARN) and record.failed_requirement:
+        return record.failed_requirement
+    return record.requirements[0] if record.requirements else ""
 
 
-def _badge(status: str) -> str:
-    known = status if status in (PASS, FAIL, WARN, SKIP, UNTESTED) else "SKIP"
-    return f'<span class="status {known}">{_e(status)}</span>'
+def _requirement_text(rid: str) -> str:
+    try:
+        text = requirements.get(rid).text
+    except KeyError:
+        return ""
+    return text if len(text) <= TEXT_IN_TITLE else text[: TEXT_IN_TITLE - 1].rstrip() + "…"
 
 
-def _test(record: TestRecord) -> str:
-    ids = " ".join(record.requirements)
+def card(record: TestRecord, command: str = "", *, unfold: bool = True) -> str:
+    """One test as a ``<details class="card STATUS">``: open when it failed
+    (and ``unfold``)."""
+    rid = title_requirement(record)
+    others = [r for r in record.requirements if r != rid]
+    opened = " open" if unfold and record.outcome in (FAIL, WARN) else ""
     parts = [
-        f"<details{' open' if record.outcome in (FAIL, WARN) else ''}>",
-        f"<summary>{_badge(record.outcome)} <b>{_e(ids or '-')}</b> {_e(record.name)}"
-        f' <span class="req">{record.duration:.3f}s</span></summary>',
-        f'<p class="req">{_e(record.nodeid)}</p>',
+        f'<details class="card {e(record.outcome)}"{opened} data-test="{e(record.nodeid)}">',
+        f"<summary>{status_tag(record.outcome)} <b>{e(rid or '(no requirement)')}</b> "
+        f"{e(_requirement_text(rid))}</summary>",
+        f'<p class="req">{e(record.name)} &middot; {e(record.nodeid)}'
+        + (f" &middot; also covers {e(' '.join(others))}" if others else "")
+        + f" &middot; {record.duration:.3f}s</p>",
     ]
+    if record.expected_failure:
+        why = e(record.expected_failure)
+        parts.append(f'<p class="expected">expected by the baseline: {why}</p>')
+    if record.baseline_note:
+        parts.append(f'<p class="expected">{e(record.baseline_note)}</p>')
     if record.message:
-        parts.append(f"<pre>{_e(record.message)}</pre>")
+        parts.append(f"<pre>{e(record.message)}</pre>")
     if record.skip_reason:
-        parts.append(f"<p>skipped: {_e(record.skip_reason)}</p>")
+        parts.append(f"<p>skipped: {e(record.skip_reason)}</p>")
     if record.transcript:
-        parts.append(f"<p>transcript</p><pre>{_e(record.transcript)}</pre>")
+        parts.append(
+            "<p>transcript (time since the test began, connection, &gt;&gt; sent "
+            f"&lt;&lt; received)</p><pre>{e(record.transcript)}</pre>"
+        )
+    if command and record.outcome in (FAIL, WARN):
+        parts.append(f'<p>rerun just this test:</p><pre class="rerun">{e(command)}</pre>')
     parts.append("</details>")
     return "\n".join(parts)
 
 
+def failures_first(result: RunResult) -> list[TestRecord]:
+    """Failures, then warnings (those a baseline expects after the others),
+    then skips, then passes; spec order within each."""
+    records = result.sorted_records()
+    return sorted(
+        records,
+        key=lambda r: (
+            r.outcome not in (FAIL, WARN),
+            bool(r.expected_failure),
+            _ORDER.get(r.outcome, 4),
+        ),
+    )
+
+
+def summary_line(result: RunResult) -> str:
+    s = result.summary()
+    text = (
+        f"{s['tests']} tests: {s['passed']} passed, {s['failed']} failed, "
+        f"{s['warned']} warned, {s['skipped']} skipped"
+    )
+    if result.stopped_early:
+        text += f" (stopped early: {result.stopped_early})"
+    if result.baseline:
+        text += f"; {s['expected']} expected by the baseline"
+        if s["unexpected_passes"]:
+            text += f", {s['unexpected_passes']} unexpected pass(es)"
+    return text
+
+
 def render(result: RunResult) -> str:
     s = result.summary()
-    out = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        "<title>ABP/1 conformance report</title>",
-        f"<style>{_CSS}</style></head><body>",
-        f"<h1>ABP/1 conformance report {_badge(result.verdict())}</h1>",
-        '<dl class="target">',
-    ]
-    for key, value in result.target.items():
-        out.append(f"<dt>{_e(key)}</dt><dd>{_e(value)}</dd>")
+    prov = result.provenance
+    out = page.head(f"ABP/1 conformance: {target_summary(result.target)}")
     out += [
-        f"<dt>started</dt><dd>{_e(result.started)}</dd>",
-        f"<dt>duration</dt><dd>{result.duration:.1f}s</dd>",
-        "</dl>",
-        f"<p>{s['tests']} tests: {s['passed']} passed, {s['failed']} failed, "
-        f"{s['warned']} warned, {s['skipped']} skipped.</p>",
-        "<h2>Requirements</h2>",
+        f"<h1>ABP/1 conformance {status_tag(result.verdict())}</h1>",
+        f"<p>{e(target_summary(result.target))}. {e(summary_line(result))}, "
+        f"in {result.duration:.1f}s.</p>",
     ]
+    if result.unexpected_passes:
+        out.append("<h2>Unexpected passes (the baseline expected these to fail)</h2><ul>")
+        for u in result.unexpected_passes:
+            out.append(
+                f"<li><b>{e(u.entry)}</b> ({e(u.reason)}): now passes: "
+                f"{e(', '.join(u.tests))}. Remove it from the baseline.</li>"
+            )
+        out.append("</ul>")
+    out += [
+        "<h2>Target</h2>",
+        page.facts(target_items(result.target), "target"),
+        "<h2>Run</h2>",
+        page.facts([*result.provenance_items(), ("duration", f"{result.duration:.1f}s")], "run"),
+        "<h2>Tests</h2>",
+        page.filter_bar({FAIL: s["failed"], WARN: s["warned"], SKIP: s["skipped"]}, s["tests"]),
+    ]
+    items: list[str] = []
+    shown: set[str] = set()
+    for record in failures_first(result):
+        for rid in record.judged:  # the table links to a requirement's first (worst) test
+            if rid not in shown:
+                shown.add(rid)
+                items.append(f'<a id="{e(rid)}"></a>')
+        items.append(card(record, rerun_command(prov.command, record.nodeid) or ""))
+    out.append(page.cards(items))
+    out += _table(result)
+    if result.warnings:
+        out.append("<h2>Python warnings raised by the tests</h2><pre>")
+        out.extend(e(w) for w in result.warnings)
+        out.append("</pre>")
+    out += page.tail()
+    return "\n".join(out) + "\n"
+
+
+def _table(result: RunResult) -> list[str]:
+    out = ["<h2>Requirements</h2>"]
     section = None
     for row in result.requirement_rows():
         if row.section != section:
@@ -82,32 +154,18 @@ def render(result: RunResult) -> str:
                 out.append("</table>")
             section = row.section
             out += [
-                f"<h3>{_e(section or 'Other')}</h3><table>",
+                f"<h3>{e(section or 'Other')}</h3><table>",
                 "<tr><th>requirement</th><th>level</th><th>status</th><th>tests</th>"
                 "<th>text</th></tr>",
             ]
         out.append(
-            f'<tr><td><a href="#{_e(row.id)}">{_e(row.id)}</a></td><td>{_e(row.level)}</td>'
-            f"<td>{_badge(row.status)}</td><td>{len(row.tests)}</td>"
-            f'<td class="req">{_e(row.text)}</td></tr>'
+            f'<tr><td><a href="#{e(row.id)}">{e(row.id)}</a></td><td>{e(row.level)}</td>'
+            f"<td>{status_tag(row.status)}</td><td>{len(row.tests)}</td>"
+            f'<td class="req">{e(row.text)}</td></tr>'
         )
     if section is not None:
         out.append("</table>")
-
-    out.append("<h2>Tests</h2>")
-    shown: set[str] = set()
-    for record in result.sorted_records():
-        for rid in record.judged:  # the table links to a requirement's first test
-            if rid not in shown:
-                shown.add(rid)
-                out.append(f'<a id="{_e(rid)}"></a>')
-        out.append(_test(record))
-    if result.warnings:
-        out.append("<h2>Python warnings raised by the tests</h2><pre>")
-        out.extend(_e(w) for w in result.warnings)
-        out.append("</pre>")
-    out.append("</body></html>")
-    return "\n".join(out) + "\n"
+    return out
 
 
 def write(result: RunResult, path: str | Path) -> None:

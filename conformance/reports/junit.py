@@ -5,7 +5,12 @@ one ``<testcase>`` per test, named ``ABP-REQ-1 test_split_at_first_colon``,
 with a ``requirements`` property and the transcript in ``<system-out>``. A
 FAIL is a ``<failure>``; a WARN (a broken SHOULD) is a ``<failure>`` only with
 ``--strict``, otherwise a passing testcase whose ``outcome`` property says
-WARN and whose ``<system-err>`` holds the warning.
+WARN and whose ``<system-err>`` holds the warning. A failure the baseline
+expects is ``<skipped type="expected">``; a test the baseline expects to fail
+that passed is a ``<failure type="UNEXPECTED_PASS">``. The suite's properties
+carry the target (``target.*``) and the provenance (``run.command``,
+``run.started``, ``run.seed``, ``run.toolkit``, ``run.spec``, ``run.python``,
+``run.platform``).
 """
 
 from __future__ import annotations
@@ -64,9 +69,36 @@ def _testcase(record: TestRecord, strict: bool) -> ET.Element:
     return case
 
 
+def _baseline_case(case: ET.Element, record: TestRecord, passes: dict[str, str]) -> None:
+    """A failure the baseline expects is ``<skipped>`` (as pytest's xfail); a
+    test the baseline expects to fail that passed is a ``<failure>``."""
+    if record.expected_failure:
+        for failure in case.findall("failure"):
+            case.remove(failure)
+        skipped = ET.Element(
+            "skipped",
+            type="expected",
+            message=_xml_text(f"expected failure (baseline): {record.expected_failure}"),
+        )
+        case.insert(1, skipped)
+    elif record.nodeid in passes:
+        failure = ET.Element(
+            "failure",
+            type="UNEXPECTED_PASS",
+            message=_xml_text(
+                f"passes, but the baseline expects a failure ({passes[record.nodeid]})"
+            ),
+        )
+        case.insert(1, failure)
+
+
 def to_xml(result: RunResult) -> ET.ElementTree:
     summary = result.summary()
-    failures = summary["failed"] + (summary["warned"] if result.strict else 0)
+    passes = {t: u.entry for u in result.unexpected_passes for t in u.tests}
+    failing = [
+        r for r in result.records if r.counts_against and (r.outcome == FAIL or result.strict)
+    ]
+    failures = len(failing) + len(passes)
     root = ET.Element("testsuites")
     suite = ET.SubElement(
         root,
@@ -75,7 +107,7 @@ def to_xml(result: RunResult) -> ET.ElementTree:
         tests=str(summary["tests"]),
         failures=str(failures),
         errors="0",
-        skipped=str(summary["skipped"]),
+        skipped=str(summary["skipped"] + summary["expected"]),
         time=f"{result.duration:.3f}",
         timestamp=result.started,
         hostname=socket.gethostname(),
@@ -83,9 +115,13 @@ def to_xml(result: RunResult) -> ET.ElementTree:
     props = ET.SubElement(suite, "properties")
     for key, value in result.target.items():
         ET.SubElement(props, "property", name=f"target.{key}", value=_xml_text(str(value)))
+    for label, value in result.provenance_items():
+        ET.SubElement(props, "property", name=f"run.{label}", value=_xml_text(value))
     ET.SubElement(props, "property", name="verdict", value=result.verdict())
     for record in sorted(result.records, key=lambda r: r.nodeid):
-        suite.append(_testcase(record, result.strict))
+        case = _testcase(record, result.strict)
+        _baseline_case(case, record, passes)
+        suite.append(case)
     ET.indent(root)
     return ET.ElementTree(root)
 

@@ -7,26 +7,41 @@ and decides the verdict. The rules, in one place:
   (the ID of a ``RequirementFailed``, or, when the failure names none, every
   requirement of the test is a SHOULD): then it is WARN;
 - a requirement's status is the worst of its tests': FAIL beats WARN beats
-  PASS beats SKIP; a failed test counts against the requirement it found
-  broken (when its failure names one), not against the others it covers,
-  which it neither proved nor disproved;
-- the exit status is 1 when a test is FAIL (or WARN with ``strict``), else 0.
+  PASS beats BLOCKED beats SKIP; a failed test counts against the requirement
+  it found broken (when its failure names one), not against the others it
+  covers, which it neither proved nor disproved: for them it is BLOCKED
+  (never SKIP: the test ran, and failed);
+- with a selection (``--requirement``), the table holds the selected
+  requirements and any other that a test found broken, nothing else;
+- the exit status is 1 when a test is FAIL (or WARN with ``strict``), else 0;
+  with a baseline (``conformance.reports.baseline``), a failure the baseline
+  expects does not count, and a baseline entry whose tests now pass does.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from conformance.reports.provenance import Provenance
 from protocol import requirements
+from protocol.program import EXIT_OK
 
 PASS, FAIL, WARN, SKIP = "PASS", "FAIL", "WARN", "SKIP"
 UNTESTED = "UNTESTED"  # a requirement of the role under test that no test of the run covers
+#: a requirement whose test failed first on another requirement: not judged
+BLOCKED = "BLOCKED"
 OUTCOMES = (PASS, FAIL, WARN, SKIP)
-_SEVERITY = {SKIP: 0, PASS: 1, WARN: 2, FAIL: 3}
+_SEVERITY = {SKIP: 0, BLOCKED: 1, PASS: 2, WARN: 3, FAIL: 4}
 _STRENGTH = {"MUST": 3, "MAY": 2, "SHOULD": 1}  # a MAY is judged in its MUST form
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+EXIT_FAILED, EXIT_INTERNAL = 1, 3  # EXIT_OK and EXIT_USAGE: protocol.program
+
+
+def selects(wanted: Sequence[str], ids: Sequence[str]) -> bool:
+    """``--requirement`` matching: an exact ID, or a prefix such as ``ABP-FRAME``."""
+    return any(rid == w or rid.startswith(w.rstrip("-") + "-") for w in wanted for rid in ids)
 
 
 def level_of(requirement_id: str) -> str | None:
@@ -76,6 +91,8 @@ class TestRecord:
     transcript: str = ""  # rendered, one line per record, bytes escaped
     transcript_records: list[dict[str, Any]] = field(default_factory=list)
     duration: float = 0.0
+    expected_failure: str = ""  # a FAIL/WARN the baseline expects: its reason
+    baseline_note: str = ""  # a baseline entry matched, but the failure changed
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -95,11 +112,34 @@ class TestRecord:
     def outcome_for(self, requirement_id: str) -> str:
         """This test's say on one requirement (see the module docstring)."""
         if self.outcome in (FAIL, WARN) and self.failed_requirement:
-            return self.outcome if requirement_id == self.failed_requirement else SKIP
+            return self.outcome if requirement_id == self.failed_requirement else BLOCKED
         return self.outcome
+
+    @property
+    def counts_against(self) -> bool:
+        """A failure or warning the baseline does not expect."""
+        return self.outcome in (FAIL, WARN) and not self.expected_failure
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TestRecord:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass(frozen=True)
+class UnexpectedPass:
+    """A baseline entry whose tests ran and passed: the fix should be noticed
+    (and the entry removed from the baseline)."""
+
+    entry: str  # "test X" or "requirement ABP-..."
+    reason: str
+    tests: tuple[str, ...]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"entry": self.entry, "reason": self.reason, "tests": list(self.tests)}
 
 
 @dataclass
@@ -122,7 +162,12 @@ class RunResult:
     strict: bool = False
     roles: tuple[str, ...] = ("server",)  # whose requirements this run judges
     complete: bool = True  # no selection: list the role's untested requirements too
+    selected: tuple[str, ...] = ()  # --requirement IDs or sections: the table's rows
     warnings: list[str] = field(default_factory=list)  # Python warnings raised by tests
+    provenance: Provenance = field(default_factory=Provenance)
+    baseline: str = ""  # the baseline file applied, if any
+    unexpected_passes: list[UnexpectedPass] = field(default_factory=list)
+    stopped_early: str = ""  # pytest's reason when -x / --maxfail stopped the run
 
     def summary(self) -> dict[str, int]:
         counts = {outcome: 0 for outcome in OUTCOMES}
@@ -134,7 +179,26 @@ class RunResult:
             "failed": counts[FAIL],
             "warned": counts[WARN],
             "skipped": counts[SKIP],
+            "expected": sum(1 for r in self.records if r.expected_failure),
+            "unexpected_passes": len(self.unexpected_passes),
         }
+
+    def provenance_items(self) -> list[tuple[str, str]]:
+        """Where the result came from, as label/value pairs: the provenance,
+        with the run's own start time and seed when the provenance lacks them."""
+        items = dict(self.provenance.items())
+        if "started" not in items and self.started:
+            items["started"] = self.started
+        if "seed" not in items and self.target.get("seed") is not None:
+            items["seed"] = str(self.target["seed"])
+        if self.baseline:
+            items["baseline"] = self.baseline
+        order = ("command", "started", "seed", "baseline", "toolkit", "spec", "python", "platform")
+        return [(key, items[key]) for key in order if key in items]
+
+    def broken_musts(self) -> list[str]:
+        """The IDs of the requirements with status FAIL, in spec order."""
+        return [row.id for row in self.requirement_rows() if row.status == FAIL]
 
     def requirement_rows(self) -> list[RequirementRow]:
         """One row per requirement judged (in spec order), with its status."""
@@ -147,6 +211,9 @@ class RunResult:
             covering = tests.pop(rid, [])
             if not covering and not (self.complete and req.role in self.roles):
                 continue
+            status = worst([r.outcome_for(rid) for r in covering])
+            if not self._shown(rid, status):
+                continue
             rows.append(
                 RequirementRow(
                     rid,
@@ -154,7 +221,7 @@ class RunResult:
                     req.role,
                     req.section,
                     req.text,
-                    worst([r.outcome_for(rid) for r in covering]),
+                    status,
                     sorted(r.nodeid for r in covering),
                 )
             )
@@ -165,9 +232,15 @@ class RunResult:
             )
         return rows
 
+    def _shown(self, requirement_id: str, status: str) -> bool:
+        """With a selection: a selected requirement, or one found broken."""
+        if not self.selected or status in (FAIL, WARN):
+            return True
+        return selects(self.selected, [requirement_id])
+
     def exit_code(self) -> int:
-        outcomes = {record.outcome for record in self.records}
-        if FAIL in outcomes or (self.strict and WARN in outcomes):
+        outcomes = {record.outcome for record in self.records if record.counts_against}
+        if FAIL in outcomes or (self.strict and WARN in outcomes) or self.unexpected_passes:
             return EXIT_FAILED
         return EXIT_OK
 
@@ -187,14 +260,53 @@ class RunResult:
 
     def as_json(self) -> dict[str, Any]:
         return {
+            "kind": "run",
             "target": self.target,
             "started": self.started,
             "duration": round(self.duration, 3),
             "strict": self.strict,
+            "roles": list(self.roles),
+            "complete": self.complete,
             "verdict": self.verdict(),
             "exit_code": self.exit_code(),
             "summary": self.summary(),
+            "provenance": self.provenance.as_json(),
+            "baseline": self.baseline,
+            "stopped_early": self.stopped_early,
+            "unexpected_passes": [u.as_json() for u in self.unexpected_passes],
             "requirements": [asdict(row) for row in self.requirement_rows()],
             "tests": [r.as_json() for r in sorted(self.records, key=lambda r: r.nodeid)],
             "warnings": self.warnings,
         }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunResult:
+        """A result back from ``as_json`` (``ValueError`` if it is not one)."""
+        tests = data.get("tests")
+        if not isinstance(tests, list) or not all(isinstance(t, dict) for t in tests):
+            raise ValueError("not a conformance run report (no list of tests)")
+        try:
+            records = [TestRecord.from_json(t) for t in tests]
+            passes = [
+                UnexpectedPass(str(u["entry"]), str(u["reason"]), tuple(u["tests"]))
+                for u in data.get("unexpected_passes", [])
+            ]
+        except (TypeError, KeyError) as exc:
+            raise ValueError(f"not a conformance run report: {exc}") from None
+        strange = {r.outcome for r in records} - set(OUTCOMES)
+        if strange:
+            raise ValueError(f"not a conformance run report: outcome {sorted(strange)[0]!r}")
+        return cls(
+            records,
+            target=dict(data.get("target") or {}),
+            started=str(data.get("started", "")),
+            duration=float(data.get("duration", 0.0)),
+            strict=bool(data.get("strict", False)),
+            roles=tuple(data.get("roles", ("server",))),
+            complete=bool(data.get("complete", True)),
+            warnings=list(data.get("warnings", [])),
+            provenance=Provenance.from_json(data.get("provenance")),
+            baseline=str(data.get("baseline", "")),
+            unexpected_passes=passes,
+            stopped_early=str(data.get("stopped_early", "")),
+        )

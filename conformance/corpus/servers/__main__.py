@@ -1,5 +1,8 @@
 """``python -m conformance.corpus.servers --defect NAME --host H --port P --data DIR``.
 
+``--variant NAME`` instead of ``--defect NAME`` starts a server of the
+acquittal corpus (correct, one allowed choice apart from the reference).
+
 Exit status: 0 after SIGTERM/SIGINT (the book is closed cleanly: the
 ``flush-on-exit`` defect writes its buffer then), 1 when it cannot listen,
 2 for a bad command line (an unknown defect included).
@@ -14,7 +17,9 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
-from conformance.corpus.servers.defects import DEFECTS
+from conformance.corpus.servers.defects import DEFECTS, Defect
+from conformance.corpus.servers.registry import Variant
+from conformance.corpus.servers.variants import VARIANTS
 from protocol import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_QUIET_PERIOD
 from protocol.program import (
     ProgramParser,
@@ -42,7 +47,9 @@ def _listing() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = ProgramParser(prog=PROG, description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--defect", default="correct", help="which broken server (see --list)")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--defect", default="correct", help="which broken server (see --list)")
+    which.add_argument("--variant", help="which correct variant (see --list)")
     parser.add_argument("--list", action="store_true", help="list the defects and exit")
     parser.add_argument("--host", type=host_name, default=DEFAULT_HOST)
     parser.add_argument("--port", type=port_number(allow_zero=True), default=DEFAULT_PORT)
@@ -57,9 +64,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         with contextlib.suppress(BrokenPipeError):  # `--list | head`
             print(_listing(), flush=True)
         return 0
-    chosen = DEFECTS.get(args.defect)
-    if chosen is None:
-        parser.error(f"unknown defect {args.defect!r} (see --list)")
+    chosen: Defect | Variant | None
+    if args.variant is not None:
+        chosen = VARIANTS.get(args.variant)
+        if chosen is None:
+            parser.error(f"unknown variant {args.variant!r} (see --list)")
+    else:
+        chosen = DEFECTS.get(args.defect)
+        if chosen is None:
+            parser.error(f"unknown defect {args.defect!r} (see --list)")
     try:
         server = chosen.server(
             service=args.service or chosen.service,

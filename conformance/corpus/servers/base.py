@@ -20,6 +20,7 @@ import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from conformance.corpus.servers.book import Book
 from protocol import (
@@ -44,13 +45,22 @@ from protocol.codec import decode_request, encode_response, no_entry
 READ_SIZE = 65536
 
 
+class Writer(Protocol):
+    """Where a peer's answers go: an ``asyncio.StreamWriter``, or a stand-in
+    (a blocking socket, a writer that sends one byte at a time)."""
+
+    def write(self, data: bytes) -> None: ...
+
+    async def drain(self) -> None: ...
+
+
 @dataclass(eq=False)  # hashed by identity: peers live in a set
 class Peer:
     """One client connection: its number (the counter's N) and its framer."""
 
     number: int
     framer: ServerConnection
-    writer: asyncio.StreamWriter
+    writer: Writer
     answers: int = 0
     extra: dict[str, object] = field(default_factory=dict)
 

@@ -22,15 +22,17 @@ from pathlib import Path
 from typing import Any
 
 from conformance.corpus.servers.defects import Defect
+from conformance.corpus.servers.registry import Variant
 
 #: The idle timeout corpus servers run with, told to the suite so that it
 #: can judge ABP-CONN-7 too (seconds; short, so that the test is quick).
 IDLE_TIMEOUT = "1"
 
 
-def corpus_argv(defect: str, python: str = sys.executable) -> list[str]:
-    """argv (with ``{host}``/``{port}``) to start a corpus server outside the suite."""
-    return [python, "-m", "conformance.corpus.servers", "--defect", defect,
+def corpus_argv(defect: str, python: str = sys.executable, *, kind: str = "--defect") -> list[str]:
+    """argv (with ``{host}``/``{port}``) to start a corpus server outside the
+    suite; ``kind="--variant"`` starts one of the acquittal corpus."""
+    return [python, "-m", "conformance.corpus.servers", kind, defect,
             "--host", "{host}", "--port", "{port}", "--idle-timeout", IDLE_TIMEOUT]  # fmt: skip
 
 
@@ -38,6 +40,25 @@ def corpus_command(defect: str, python: str = sys.executable) -> str:
     """The ``--server-cmd`` template of one corpus server; ``{tmpdir}`` is a
     fresh directory per instance the suite starts."""
     return shlex.join(corpus_argv(defect, python)) + " --data {tmpdir}"
+
+
+def variant_argv(variant: Variant, python: str = sys.executable) -> list[str]:
+    """argv (with ``{host}``/``{port}``) of an acquittal-corpus server."""
+    return [*corpus_argv(variant.name, python, kind="--variant"), *variant.server_args]
+
+
+def variant_suite_args(
+    variant: Variant, address: str | None = None, *, workers: int = 1
+) -> list[str]:
+    """The suite's arguments for one acquittal server: ``--server ADDRESS``
+    (already running), else ``--server-cmd`` (the suite starts it), with
+    everything the suite must be told about the server's configuration."""
+    args = ["--workers", str(workers), "--idle-timeout", IDLE_TIMEOUT, *variant.suite_args]
+    if variant.service == "counter":
+        args += ["--service", "counter"]
+    if address is None:
+        return [*args, "--server-cmd", shlex.join(variant_argv(variant)) + " --data {tmpdir}"]
+    return [*args, "--server", address]
 
 
 @dataclass

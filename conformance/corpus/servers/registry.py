@@ -54,3 +54,43 @@ def malformed(why: str, requirement: str) -> RemoteProtocolError:
 
 defect("correct", "no defect: the control, which must pass everything")(Server)
 defect("correct-counter", "no defect, counter service: must pass", service="counter")(Server)
+
+
+# ------------------------------------------------------- correct variants
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A correct server that differs from the reference by one allowed choice:
+    the acquittal corpus. The suite must pass it: exit 0, no FAIL, no WARN."""
+
+    name: str
+    choice: str  # what it does that the reference does not
+    allowed_by: str  # the words of docs/spec.md that allow it, quoted verbatim
+    requirements: tuple[str, ...]  # where those words are (IDs, or "section N")
+    server: type[Server]
+    service: str = "abp"  # "counter": run the suite with --service counter
+    #: what the server is started with and the suite told, past the defaults
+    server_args: tuple[str, ...] = ()
+    suite_args: tuple[str, ...] = ()
+
+
+VARIANTS: dict[str, Variant] = {}
+
+
+def variant(
+    name: str,
+    choice: str,
+    allowed_by: str,
+    *requirements: str,
+    service: str = "abp",
+    server_args: tuple[str, ...] = (),
+    suite_args: tuple[str, ...] = (),
+) -> Callable[[type[Server]], type[Server]]:
+    def register(cls: type[Server]) -> type[Server]:
+        VARIANTS[name] = Variant(
+            name, choice, allowed_by, requirements, cls, service, server_args, suite_args
+        )
+        return cls
+
+    return register

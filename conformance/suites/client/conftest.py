@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from conformance.harness.process import free_port
+from conformance.harness.timing import TIMEOUT
 from conformance.harness.wire import Transcript
 from conformance.suites.client.contracts import (
     ArgvClient,
@@ -57,7 +58,7 @@ def _deadline(config: pytest.Config) -> float:
     try:
         timeout = float(config.getoption("--abp-timeout"))
     except (ValueError, TypeError):
-        timeout = 5.0
+        timeout = TIMEOUT
     return 2 * timeout
 
 
@@ -125,7 +126,7 @@ Serve = Callable[..., ScriptedServer]
 
 
 @pytest.fixture
-def serve(transcript: Transcript) -> Iterator[Serve]:
+def serve(transcript: Transcript, pytestconfig: pytest.Config) -> Iterator[Serve]:
     """``serve(client, scenario=..., book=..., hosts=...)``: a scripted server the
     client will reach. On a fixed --listen address tests take turns (lock)."""
     with contextlib.ExitStack() as stack:
@@ -146,6 +147,7 @@ def serve(transcript: Transcript) -> Iterator[Serve]:
                 scenario=scenario,
                 book=book,
                 transcript=transcript,
+                timeout=_deadline(pytestconfig) / 2,
             )
             return stack.enter_context(server)
 

@@ -24,7 +24,14 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 
-from conformance.harness.timing import LEGACY_QUIET, PROCESS_EXIT, SETTLE
+from conformance.harness.timing import (
+    CLIENT_CLOSE,
+    LEGACY_QUIET,
+    PROCESS_EXIT,
+    SETTLE,
+    TIMEOUT,
+    budget,
+)
 from conformance.harness.timing import POLL as TICK
 from conformance.harness.wire import Record, Transcript
 from conformance.suites.client.listen import listen, peer_text
@@ -65,6 +72,7 @@ class ScriptedServer:
         book: Book | None = None,
         transcript: Transcript | None = None,
         log: Callable[[str], None] | None = None,
+        timeout: float = TIMEOUT,
     ) -> None:
         if not hosts:
             raise ValueError("a scripted server needs at least one host")
@@ -74,6 +82,7 @@ class ScriptedServer:
         self.book = book if book is not None else Book()
         self.transcript = transcript if transcript is not None else Transcript()
         self._log = log
+        self.timeout = timeout  # --timeout: bounds each send to the client
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._listeners: list[socket.socket] = []
@@ -168,9 +177,15 @@ class ScriptedServer:
     def bytes_received(self) -> int:
         return sum(len(log.received) for log in self.connections)
 
-    def wait_all_closed(self, timeout: float) -> bool:
-        """True once every connection so far has been closed by the client."""
-        deadline = time.monotonic() + timeout
+    @property
+    def closing(self) -> float:
+        """How long a client's connections may take to show closed after it exited."""
+        return budget(CLIENT_CLOSE, self.timeout)
+
+    def wait_all_closed(self, timeout: float | None = None) -> bool:
+        """True once every connection so far has been closed by the client
+        (waits ``closing`` seconds at most, unless told otherwise)."""
+        deadline = time.monotonic() + (self.closing if timeout is None else timeout)
         while time.monotonic() < deadline:
             if all(log.ended is not None for log in self.connections):
                 return True
@@ -333,7 +348,7 @@ class ScriptedServer:
 
     def _send(self, sock: socket.socket, log: ConnectionLog, action: Send) -> bool:
         self._record(log.channel, ">>", action.data, action.note)
-        sock.settimeout(5.0)
+        sock.settimeout(self.timeout)
         try:
             sock.sendall(action.data)
         except OSError as exc:
@@ -356,7 +371,7 @@ class ScriptedServer:
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_WR)
         self._note(log.channel, "suite closed its side (FIN)")
-        deadline = time.monotonic() + 10.0
+        deadline = time.monotonic() + 2 * self.timeout  # the client's own deadline
         while not self._stopping.is_set() and time.monotonic() < deadline:
             sock.settimeout(POLL)
             try:

@@ -41,7 +41,7 @@ def test_requests_are_lf_terminated_and_nothing_else(
     ops = [Op.add(NAME, HOME), Op("fnd", NAME), Op("rem", NAME)]
     outcome = client.perform(server.host, server.port, ops, transcript)
     checks.completed("ABP-FRAME-2", outcome)
-    server.wait_all_closed(1.0)
+    server.wait_all_closed()
     checks.no_violation("ABP-FRAME-2", server)
     if len(server.requests) != len(ops):
         fail(

@@ -2,8 +2,10 @@
 
 ABP-REQ-12: NAME and ENTRY go out exactly as given: no trimming, no case
 change, no escaping, ``:`` and ``,`` kept, any Unicode. ABP-REQ-13: a NAME
-that is empty or holds ``,`` CR LF or NUL, or an ENTRY with CR LF or NUL, is
-refused without sending anything.
+that is empty or holds CR LF or NUL, an ``add`` NAME with ``,``, or an ENTRY
+with CR LF or NUL, is refused without sending anything. ABP-REQ-14 (SHOULD):
+so is a ``rem``/``fnd`` NAME with ``,``; sending it changes no meaning, so a
+client that does is warned, not failed.
 """
 
 from __future__ import annotations
@@ -17,6 +19,10 @@ from conformance.suites.client.contracts import Address, ArgvClient, ClientUnder
 from conformance.suites.client.scenarios import Book
 from protocol import Add, Find
 
+#: Every ASCII character a NAME (but for ``,``) or an ENTRY may hold: all but NUL, CR and LF;
+#: the control characters that other line-splitters take for a line break included.
+ASCII_ALLOWED = "".join(chr(c) for c in range(1, 128) if chr(c) not in "\r\n")
+
 #: case: (name, the entry as a menu client is given it). argv clients get the
 #: same entry as one string.
 EXACT = {
@@ -29,6 +35,10 @@ EXACT = {
     "spaces-kept": (" padded  name ", Address(" 9 ", " Two  Spaces ", "\tTabbed\t", " ")),
     "case-kept": ("McDONALD", Address("1", "MiXeD CaSe", "UPPER", "lower")),
     "backslash-and-quotes": ('O\'Brien "Jr"', Address("5\\6", "a\\nb", "%s {name}", "$HOME")),
+    "every-allowed-character": (
+        "every " + ASCII_ALLOWED.replace(",", "") + " \x85\xa0\u2028\u2029\ufeff\U0010fffd",
+        Address("1", ASCII_ALLOWED, "\x85\xa0\u2028\u2029\ufeff", "\U0001f642\U0010fffd e\u0301"),
+    ),
 }
 
 
@@ -55,8 +65,7 @@ def test_name_and_entry_sent_exactly(
 INVALID_ARGV = {
     "empty-name-add": Op("add", "", "x"),
     "empty-name-fnd": Op("fnd", ""),
-    "comma-in-name-fnd": Op("fnd", "Smith, John"),
-    "comma-in-name-rem": Op("rem", "Smith, John"),
+    "comma-in-name-add": Op("add", "Smith, John", "x"),
     "lf-in-name": Op("fnd", "two\nlines"),
     "cr-in-name": Op("add", "carriage\rreturn", "x"),
     "lf-in-entry": Op("add", "name", "two\nlines"),
@@ -66,8 +75,14 @@ INVALID_ARGV = {
 #: case: the operation a menu client must refuse (its lines cannot carry CR/LF).
 INVALID_MENU = {
     "empty-name-fnd": Op("fnd", ""),
-    "comma-in-name-rem": Op("rem", "Smith, John"),
     "comma-in-name-add": Op.add("Smith, John", Address("1", "High St", "Leeds", "555")),
+}
+
+#: case: the operation a client should refuse (ABP-REQ-14): a ``,`` in a NAME
+#: that no ``add`` can store, harmless on the wire.
+SHOULD_REFUSE = {
+    "comma-in-name-fnd": Op("fnd", "Smith, John"),
+    "comma-in-name-rem": Op("rem", "Smith, John"),
 }
 
 
@@ -81,7 +96,7 @@ def test_invalid_input_refused(
     server = serve(argv_client, book=Book({"name": "x"}))
     outcome = argv_client.perform(server.host, server.port, [INVALID_ARGV[case]], transcript)
     checks.completed("ABP-REQ-13", outcome)
-    server.wait_all_closed(1.0)
+    server.wait_all_closed()
     checks.nothing_sent("ABP-REQ-13", server)
     checks.exit_nonzero("ABP-REQ-13", outcome.runs[0], "on input it had to refuse")
 
@@ -95,5 +110,21 @@ def test_menu_invalid_input_refused(
     server = serve(menu_client)
     outcome = menu_client.perform(server.host, server.port, [INVALID_MENU[case]], transcript)
     checks.completed("ABP-REQ-13", outcome)
-    server.wait_all_closed(1.0)
+    server.wait_all_closed()
     checks.nothing_sent("ABP-REQ-13", server)
+
+
+@pytest.mark.requirement("ABP-REQ-14")
+@pytest.mark.parametrize("case", list(SHOULD_REFUSE))
+def test_comma_in_rem_or_fnd_name_refused(
+    case: str, client: ClientUnderTest, serve: Serve, transcript: Transcript
+) -> None:
+    """ABP-REQ-14 (SHOULD): nothing is sent for a ``rem``/``fnd`` NAME holding
+    ``,``; an argv client shows the refusal with a non-zero exit."""
+    server = serve(client, book=Book({"Smith, John": "x"}))
+    outcome = client.perform(server.host, server.port, [SHOULD_REFUSE[case]], transcript)
+    checks.completed("ABP-REQ-14", outcome)
+    server.wait_all_closed(1.0)
+    checks.nothing_sent("ABP-REQ-14", server)
+    if client.contract == "argv":
+        checks.exit_nonzero("ABP-REQ-14", outcome.runs[0], "on input it should refuse")

@@ -243,6 +243,7 @@ def test_lf_and_crlf_lines_get_one_lf_terminated_answer_each(abp: ServerSession)
 def test_unterminated_line_is_answered_at_half_close_then_closed(abp: ServerSession) -> None:
     """ABP-COUNTER-4: "... unterminated requests answered after the quiet
     period or at half-close" (and, as ABP-FRAME-5 says, then closed)."""
+    abp.needs_half_close()
     conn = abp.raw("ABP-COUNTER-4")
     conn.send(b"dummy request")
     conn.shutdown_write()

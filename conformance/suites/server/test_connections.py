@@ -15,7 +15,7 @@ import pytest
 
 from conformance.harness.crowd import Member
 from conformance.harness.timing import CROWD_CONNECT, FLOOD, IDLE_GRACE, SETTLE, budget
-from conformance.judging.session import ANY_OK, Expected, ServerSession, decode, wire_form
+from conformance.judging.session import ANY_OK, Expected, ServerSession, decode, refusal, wire_form
 from conformance.judging.verdict import fail
 from protocol import Add, Error, Find, Ok, Remove, Request, ServerBusy
 from protocol.codec import (
@@ -107,12 +107,12 @@ def test_pipelined_errors_keep_their_place(abp: ServerSession) -> None:
     included: an error answer takes the place of its request."""
     name = abp.name()
     lines: list[tuple[bytes, Expected]] = [
-        (b"bad\n", Error(MALFORMED_REQUEST)),
+        (b"bad\n", refusal(b"bad")),
         (encode_request(Add(name, "kept")), ANY_OK),
-        (b"fnd:\xfe\n", Error(INVALID_UTF8)),
-        (b"Add:" + name.encode() + b",x\n", unrecognised("Add")),
+        (b"fnd:\xfe\n", refusal(b"fnd:\xfe")),
+        (b"Add:" + name.encode() + b",x\n", refusal(b"Add:" + name.encode() + b",x")),
         (encode_request(Find(name)), Ok("kept")),
-        (b"rem:\n", Error(MALFORMED_REQUEST)),
+        (b"rem:\n", refusal(b"rem:")),
         (encode_request(Find(name)), Ok("kept")),
     ]
     conn = abp.raw("ABP-CONN-2")

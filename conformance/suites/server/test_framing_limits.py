@@ -13,7 +13,7 @@ import pytest
 
 from conformance.harness.raw import RawConnection, Unterminated
 from conformance.harness.wire import WireClosed, WireError
-from conformance.judging.session import ANY_OK, ServerSession
+from conformance.judging.session import ANY_OK, ServerSession, refusal
 from conformance.judging.verdict import fail
 from conformance.suites.server.request_lines import crlf, unterminated
 from protocol import MAX_REQUEST_LINE, Add, Error, Find, Ok
@@ -171,13 +171,14 @@ def test_invalid_utf8_is_refused_and_the_connection_stays_usable(
     UTF-8 with `ERROR: Invalid UTF-8` and keep the connection usable." """
     name = abp.name()
     conn = abp.raw()
-    conn.send(b"add:" + name.encode() + b"," + junk + b"\n")
-    abp.expect_lines("ABP-FRAME-12", conn, [NOT_UTF8], "an add whose entry is not UTF-8")
+    add = b"add:" + name.encode() + b"," + junk
+    conn.send(add + b"\n")
+    abp.expect_lines("ABP-FRAME-12", conn, [refusal(add)], "an add whose entry is not UTF-8")
     conn.send(b"fnd:" + junk + b"\n" + encode_request(Find(name)))
     abp.expect_lines(
         "ABP-FRAME-12",
         conn,
-        [NOT_UTF8, no_entry(name)],
+        [refusal(b"fnd:" + junk), no_entry(name)],
         "after `Invalid UTF-8` the connection must stay usable (and nothing stored)",
     )
     abp.probe()
@@ -209,11 +210,12 @@ def test_cr_inside_a_request_is_refused_and_the_connection_stays_usable(
     the connection usable." A stored CR could not be read back byte for byte."""
     name = abp.name()
     conn = abp.raw()
-    conn.send(line.replace(b"NAME", name.encode()) + b"\n" + encode_request(Find(name)))
+    line = line.replace(b"NAME", name.encode())
+    conn.send(line + b"\n" + encode_request(Find(name)))
     abp.expect_lines(
         "ABP-FRAME-13",
         conn,
-        [MALFORMED, no_entry(name)],
+        [refusal(line_content(line + b"\n")), no_entry(name)],
         "a line holding a CR, then a lookup on the same connection",
     )
     abp.probe()
@@ -228,11 +230,12 @@ def test_nul_byte_is_refused_and_the_connection_stays_usable(
     with `ERROR: Malformed request` and keep the connection usable." """
     name = abp.name()
     conn = abp.raw()
-    conn.send(line.replace(b"NAME", name.encode()) + b"\n" + encode_request(Find(name)))
+    line = line.replace(b"NAME", name.encode())
+    conn.send(line + b"\n" + encode_request(Find(name)))
     abp.expect_lines(
         "ABP-FRAME-13",
         conn,
-        [MALFORMED, no_entry(name)],
+        [refusal(line), no_entry(name)],
         "a line holding NUL, then a lookup on the same connection",
     )
     abp.probe()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.judging.session import ANY_OK, ServerSession
+from conformance.judging.session import ANY_OK, ServerSession, refusal
 from protocol import Add, Error, Find, Ok, Remove
 from protocol.codec import MALFORMED_REQUEST, no_entry, unrecognised
 
@@ -252,7 +252,10 @@ def test_empty_line_is_malformed(abp: ServerSession) -> None:
     conn = abp.raw("ABP-REQ-9")
     conn.send(b"\n\r\n" + b"fnd:" + name.encode() + b"\n")
     abp.expect_lines(
-        "ABP-REQ-9", conn, [MALFORMED, MALFORMED, no_entry(name)], "an empty line, LF and CRLF"
+        "ABP-REQ-9",
+        conn,
+        [refusal(b""), refusal(b""), no_entry(name)],
+        "an empty line, LF and CRLF",
     )
 
 
