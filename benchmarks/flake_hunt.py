@@ -42,6 +42,22 @@ TARGETS: dict[str, tuple[str, list[str]]] = {
 
 
 def parse_target(text: str) -> tuple[str, str, list[str]]:
+    if text.startswith("variant:"):  # a server of the acquittal corpus
+        import conformance.corpus.servers.variants  # noqa: F401  (registers them)
+        from conformance.corpus.servers.registry import VARIANTS
+
+        name = text.removeprefix("variant:")
+        if name not in VARIANTS:
+            raise argparse.ArgumentTypeError(f"{name!r}: not a variant of the acquittal corpus")
+        found = VARIANTS[name]
+        command = (
+            f"{PY} -m conformance.corpus.servers --variant {name} --port {{port}} "
+            f"--data {{tmpdir}} {' '.join(found.server_args)}"
+        ).strip()
+        extra = [*found.suite_args]
+        if found.service != "abp":
+            extra += ["--service", found.service]
+        return text, command, extra
     if text in TARGETS:
         command, extra = TARGETS[text]
         return text, command, extra
@@ -98,6 +114,23 @@ def run_once(
     }
 
 
+def suite_repeat(command: str, extra: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    """``conformance run --repeat N``: the suite compares the runs itself."""
+    argv = [PY, "-m", "conformance", "run", "--server-cmd", command, "--seed", str(args.seed)]
+    argv += ["-n", str(args.workers), "--repeat", str(args.repeat), *extra]
+    started = time.monotonic()
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=3600, check=False)
+    return {
+        "command": command,
+        "extra": extra,
+        "exit": done.returncode,
+        "seconds": round(time.monotonic() - started, 1),
+        "output": (done.stdout + done.stderr)[-6000:],
+        "changed": {} if done.returncode == 0 else {"see output": ["exit", str(done.returncode)]},
+        "exits": [done.returncode],
+    }
+
+
 def changed(runs: list[dict[str, Any]]) -> dict[str, list[str]]:
     """nodeid -> its outcome in each run, for every test not always the same."""
     ids = sorted({nodeid for run in runs for nodeid in run["tests"]})
@@ -117,6 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("-n", "--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("/tmp/abp-flake-hunt.json"))
+    parser.add_argument(
+        "--suite-repeat",
+        action="store_true",
+        help="one `conformance run --repeat N` per target instead of N runs",
+    )
     args = parser.parse_args(argv)
     targets = args.target or [parse_target("reference")]
 
@@ -125,6 +163,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="abp-flake-") as scratch:
             for name, command, extra in targets:
+                if args.suite_repeat:
+                    results[name] = suite_repeat(command, extra, args)
+                    print(f"{name}: exit {results[name]['exit']}", flush=True)
+                    continue
                 runs = []
                 for index in range(args.repeat):
                     run = run_once(command, extra, args.seed, args.workers, Path(scratch))

@@ -241,13 +241,16 @@ def test_half_close_closes_before_the_idle_timeout(abp: ServerSession) -> None:
     timeout: a server that misses the half-close still answers once its quiet
     period is over (ABP-FRAME-6) and then holds the connection until it is
     idle, which a short idle timeout hides from a test that waits --timeout.
-    Needs the server's idle timeout (--idle-timeout)."""
+    Needs the server's idle timeout (--idle-timeout) of 1 s or more to tell
+    the two apart."""
     idle = abp.target.idle_timeout
     if idle is None:
         pytest.skip("needs the server's idle timeout: --idle-timeout S")
-    if idle < SHORTEST_IDLE_TO_JUDGE:
-        pytest.skip(f"an idle timeout under {SHORTEST_IDLE_TO_JUDGE:g}s is too short to judge by")
-    bound = min(idle / 2, abp.target.timeout)
+    # Under SHORTEST_IDLE_TO_JUDGE the two closes are too near to tell apart:
+    # then only the close itself is judged, within --timeout.
+    bound = (
+        abp.target.timeout if idle < SHORTEST_IDLE_TO_JUDGE else min(idle / 2, abp.target.timeout)
+    )
     name = abp.name("legacy")
     conn = abp.raw()
     conn.send(unterminated(encode_request(Find(name))))
