@@ -35,8 +35,9 @@ exit status:
   1  a MUST is broken (or, with --strict, a SHOULD); with --baseline, one the
      baseline does not expect, or a test it expects to fail passes; with
      --repeat N, also any test whose verdict changed between the N runs
-  2  wrong arguments, a target that cannot be reached, or a server command
-     that does not start (one line on stderr)
+  2  wrong arguments, a target that cannot be reached or is no ABP/1 server
+     (the probe says what came back), a server command that does not start,
+     or a server that outlives its process (one line on stderr)
   3  an internal error of the suite (one line; run again with -v for details)
 """
 

@@ -3,8 +3,11 @@
 Registered through the ``pytest11`` entry point, so ``pytest --abp-server
 HOST:PORT --pyargs conformance.suites.server`` works as well as ``conformance
 run`` (``--abp-server tls://HOST:PORT`` with ``--abp-ca``, ``--abp-cert``,
-``--abp-key``: the same suite over TLS). Without ``--abp-server`` it stays
-inert (the project's own tests load it too).
+``--abp-key``: the same suite over TLS). Collecting a conformance suite
+without its target (``--abp-server``; ``--abp-client`` or ``--abp-client-menu``
+for the client suite) is a usage error, so that a CI job that forgets the flag
+is not green; any other test (the project's own tests load the plugin too) is
+left alone.
 
 What reaches the reports, through ``report.user_properties`` (which xdist
 carries to the controlling process): ``requirements`` (the marker's IDs, on
@@ -17,12 +20,15 @@ on teardown, ``transcript`` and ``transcript_records`` (JSON) of the test's
 from __future__ import annotations
 
 import json
+import signal
+import threading
 from collections.abc import Generator, Iterator, Sequence
 
 import pytest
 
 from conformance.harness.lines import LineOverflow
-from conformance.harness.timing import TIMEOUT
+from conformance.harness.process import ServerOutlived
+from conformance.harness.timing import TIMEOUT, hard_deadline
 from conformance.harness.tls import TlsSettings, TlsSetupError, split_target
 from conformance.harness.wire import Transcript, WireError
 from conformance.judging.session import FRAMINGS, SERVICES, ServerSession, ServerTarget
@@ -32,6 +38,14 @@ from protocol import DEFAULT_QUIET_PERIOD, requirements
 from protocol.address import parse_address
 
 MARKER = "requirement"
+#: A user property: the reason a test stopped the whole run (its exception's text).
+STOP_RUN = "stop_run"
+#: A user property: the test failed after a wait that got no byte at all.
+MET_SILENCE = "met_silence"
+#: After this many tests in a row fail so, the run stops (the server stopped answering).
+SILENT_STREAK = 10
+#: Exceptions that make every further verdict meaningless: the run stops there.
+STOPS_THE_RUN: tuple[type[BaseException], ...] = (ServerOutlived,)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -39,7 +53,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--abp-server",
         metavar="HOST:PORT",
-        help="the ABP/1 server under test; tls://HOST:PORT reaches it over TLS",
+        help="the ABP/1 server under test (tls://HOST:PORT reaches it over TLS); required"
+        " to run conformance.suites.server or conformance.suites.counter",
     )
     group.addoption(
         "--abp-ca",
@@ -66,13 +81,63 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="TEMPLATE",
         help="how to start the server ({port}, {host}, {tmpdir}); unlocks restart/kill tests",
     )
-    group.addoption("--abp-service", choices=SERVICES, default="abp")
-    group.addoption("--abp-framing", choices=FRAMINGS, default="line")
-    group.addoption("--abp-timeout", type=float, default=TIMEOUT, metavar="S")
-    group.addoption("--abp-seed", type=int, default=0, metavar="N")
-    group.addoption("--abp-fuzz-examples", type=int, default=50, metavar="N")
-    group.addoption("--abp-idle-timeout", type=float, default=None, metavar="S")
-    group.addoption("--abp-quiet-period", type=float, default=DEFAULT_QUIET_PERIOD, metavar="S")
+    group.addoption(
+        "--abp-service",
+        choices=SERVICES,
+        default="abp",
+        help="the service the server runs: abp (the address book) or counter (default: abp)",
+    )
+    group.addoption(
+        "--abp-framing",
+        choices=FRAMINGS,
+        default="line",
+        help="the framing the server handles: line (ABP/1) or legacy (the tutorial's, no LF)"
+        " (default: line)",
+    )
+    group.addoption(
+        "--abp-timeout",
+        type=float,
+        default=TIMEOUT,
+        metavar="S",
+        help=f"bound on every wait for an answer, in seconds (default: {TIMEOUT:g})",
+    )
+    group.addoption(
+        "--abp-seed",
+        type=int,
+        default=0,
+        metavar="N",
+        help="seed of the generated names and fuzzing (default: 0)",
+    )
+    group.addoption(
+        "--abp-fuzz-examples",
+        type=int,
+        default=50,
+        metavar="N",
+        help="examples per fuzz test (default: 50)",
+    )
+    group.addoption(
+        "--abp-idle-timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="the idle timeout the server was started with; unlocks the idle-timeout test",
+    )
+    group.addoption(
+        "--abp-quiet-period",
+        type=float,
+        default=DEFAULT_QUIET_PERIOD,
+        metavar="S",
+        help="the server's quiet period, which ends an unterminated request"
+        f" (default: {DEFAULT_QUIET_PERIOD:g})",
+    )
+    group.addoption(
+        "--abp-test-deadline",
+        type=float,
+        default=None,
+        metavar="S",
+        help="the hard deadline of one test, in seconds (default: 60 + 10 x --abp-timeout"
+        " + --abp-idle-timeout)",
+    )
     group.addoption(
         "--abp-requirement",
         action="append",
@@ -92,7 +157,49 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+class SilenceBreaker:
+    """In the process that collects the reports: stops the run once
+    ``SILENT_STREAK`` tests in a row have failed on silence, so that a server
+    that stopped answering costs a few timeouts, not one per remaining test.
+    ``reason`` says why it stopped ("" while it has not)."""
+
+    NAME = "abp-silence-breaker"
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.streak = 0
+        self.reason = ""
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "call" or self.reason:
+            return
+        if not (report.failed and any(key == MET_SILENCE for key, _ in report.user_properties)):
+            self.streak = 0
+            return
+        self.streak += 1
+        if self.streak >= SILENT_STREAK:
+            timeout = self.config.getoption("--abp-timeout")
+            self.reason = (
+                f"the server stopped answering: {self.streak} tests in a row got no answer"
+                f" within {timeout:g}s, so the run stopped there"
+            )
+            dsession = self.config.pluginmanager.get_plugin("dsession")  # xdist's controller
+            if dsession is not None:
+                dsession.shouldstop = self.reason
+            session = getattr(self.config, "_abp_session", None)
+            if session is not None:
+                session.shouldstop = self.reason
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config._abp_session = session  # type: ignore[attr-defined]
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput") and not config.pluginmanager.has_plugin(
+        SilenceBreaker.NAME
+    ):
+        config.pluginmanager.register(SilenceBreaker(config), SilenceBreaker.NAME)
     config.addinivalue_line(
         "markers", f"{MARKER}(*ids): the docs/spec.md requirement(s) this test checks"
     )
@@ -130,11 +237,46 @@ def tls_settings(config: pytest.Config) -> TlsSettings | None:
     return settings
 
 
+#: The suites that judge a server, and the one that judges a client: what each needs.
+SUITES_PACKAGE = "conformance.suites."
+SERVER_SUITES = ("conformance.suites.server", "conformance.suites.counter")
+CLIENT_SUITE = "conformance.suites.client"
+
+
+def _module_of(item: pytest.Item) -> str:
+    module = getattr(item, "module", None)
+    return str(getattr(module, "__name__", ""))
+
+
+def _check_target_given(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A conformance suite collected with nothing to judge is a usage error
+    (exit 4), not a run of skips that exits 0; collecting only is fine
+    (``conformance list``), and so is any other test (this project's own)."""
+    if config.option.collectonly:
+        return
+    modules = {_module_of(item) for item in items}
+
+    def collected(package: str) -> bool:
+        return any(m == package or m.startswith(package + ".") for m in modules)
+
+    if any(collected(p) for p in SERVER_SUITES) and not config.getoption("--abp-server"):
+        raise pytest.UsageError(
+            "the ABP/1 server suite needs --abp-server HOST:PORT (the server under test);"
+            " see the 'ABP/1 conformance' options in pytest --help"
+        )
+    wants_client = ("--abp-client", "--abp-client-menu")
+    if collected(CLIENT_SUITE) and not any(config.getoption(o) for o in wants_client):
+        raise pytest.UsageError(
+            "the ABP/1 client suite needs --abp-client TEMPLATE or --abp-client-menu TEMPLATE"
+            " (the client under test); see the 'ABP/1 conformance' options in pytest --help"
+        )
+
+
 @pytest.fixture(scope="session")
 def abp_target(pytestconfig: pytest.Config) -> ServerTarget:
     address = pytestconfig.getoption("--abp-server")
     if not address:
-        pytest.skip("no --abp-server given")
+        pytest.skip("no --abp-server HOST:PORT given")
     host, port = parse_address(split_target(address)[0])
     return ServerTarget(
         host,
@@ -171,6 +313,7 @@ def requirement_ids(item: pytest.Item) -> list[str]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    _check_target_given(config, items)
     known = requirements.catalogue()
     for item in items:
         ids = requirement_ids(item)
@@ -216,15 +359,57 @@ def failure_text(
     return excinfo.exconly().strip() + where, None
 
 
+class TestDeadlineExceeded(BaseException):
+    """A test ran past its hard deadline (``timing.hard_deadline``). A
+    ``BaseException``, so that neither the test's own handlers nor
+    hypothesis's shrinking catch it and go on."""
+
+    __test__ = False  # not a test class, whatever its name
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    """Every test of a conformance suite under a hard deadline, by SIGALRM (a blocking receive is
+    interrupted too); where there is no SIGALRM or the test does not run in
+    the main thread, the per-wait timeouts are the only bound."""
+    config = item.config
+    seconds = config.getoption("--abp-test-deadline") or hard_deadline(
+        config.getoption("--abp-timeout"), config.getoption("--abp-idle-timeout")
+    )
+    if (
+        not hasattr(signal, "setitimer")
+        or threading.current_thread() is not threading.main_thread()
+    ):
+        return (yield)
+
+    def expire(signum: int, frame: object) -> None:
+        raise TestDeadlineExceeded(f"the test ran past its hard deadline of {seconds:g}s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        return (yield)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """Puts into ``report.user_properties`` what the reports need: on a failed
-    phase the failure text and the failed requirement; on teardown (where the
+    phase the failure text and the failed requirement (and ``stop_run``
+    when the exception makes the rest of the run meaningless); on teardown (where the
     transcript is complete) the transcript, rendered and as JSON records."""
     report = yield
     transcript = transcript_of(item)
+    if call.excinfo is not None and isinstance(call.excinfo.value, STOPS_THE_RUN):
+        reason = str(call.excinfo.value)
+        report.user_properties.append((STOP_RUN, reason))
+        item.session.shouldstop = reason  # xdist passes it on to the controller
+    if report.failed and getattr(getattr(item, "abp_session", None), "met_silence", False):
+        report.user_properties.append((MET_SILENCE, "1"))
     if report.failed and call.excinfo is not None:
         text, failed_id = failure_text(call.excinfo, requirement_ids(item))
         report.user_properties.append(("failure", text))

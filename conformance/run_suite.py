@@ -30,7 +30,12 @@ from typing import Any, TextIO
 import pytest
 
 from conformance.harness import probe as framing
-from conformance.harness.process import ServerProcess, ServerStartError, reference_server_command
+from conformance.harness.process import (
+    ServerOutlived,
+    ServerProcess,
+    ServerStartError,
+    reference_server_command,
+)
 from conformance.harness.timing import EMBEDDED_IDLE_TIMEOUT, TIMEOUT, UNSOLICITED, budget
 from conformance.harness.tls import (
     TlsSettings,
@@ -40,6 +45,7 @@ from conformance.harness.tls import (
     throwaway_pki,
 )
 from conformance.harness.wire import WireError
+from conformance.plugin import STOP_RUN, SilenceBreaker
 from conformance.reports import EXIT_INTERNAL, EXIT_USAGE, ResultCollector, RunResult
 from conformance.reports.model import selects
 from protocol import requirements
@@ -310,15 +316,22 @@ def _server_process(template: str, out: TextIO, tls: TlsSettings | None) -> Iter
         out.write(f"starting the server: {shlex.join(argv)}\n")
         try:
             process.start()
-        except ServerStartError as exc:
-            process.close()
+        except (ServerStartError, ServerOutlived) as exc:
+            with contextlib.suppress(ServerOutlived):
+                process.close()
             raise UsageProblem(_one_line(str(exc))) from None
         try:
             if tls is not None:
                 _reachable(process.host, process.port, TIMEOUT, tls)
             yield Server(process.host, process.port, template, process, tls)
-        finally:
+        except BaseException:
+            with contextlib.suppress(ServerOutlived):  # the first problem is the one to show
+                process.close()
+            raise
+        try:
             process.close()
+        except ServerOutlived as exc:
+            raise UsageProblem(str(exc)) from None
 
 
 def _one_line(text: str) -> str:
@@ -353,13 +366,13 @@ def _server_args(
     address = ("tls://" if server.tls else "") + _show((host, port))
     out.write(f"ABP/1 conformance: {options.service} server at {address}\n")
     chosen, how = options.framing, "given with --framing"
+    try:  # whatever the framing, a target that is no ABP/1 server stops here (exit 2)
+        found = framing.detect(
+            host, port, service=options.service, timeout=options.timeout, tls=server.tls
+        )
+    except WireError as exc:
+        raise UsageProblem(str(exc)) from None
     if options.framing == "auto":
-        try:
-            found = framing.detect(
-                host, port, service=options.service, timeout=options.timeout, tls=server.tls
-            )
-        except WireError as exc:
-            raise UsageProblem(str(exc)) from None
         chosen, how = found.framing or framing.LINE, found.reason
         out.write(found.describe() + "\n")
     embedded = process is not None and options.server_cmd is None
@@ -443,7 +456,9 @@ def run(options: RunOptions, out: TextIO) -> tuple[int, RunResult | None, str]:
             process = server.process
         target.update(seed=options.seed, workers=options.workers)
         extra += _common_args(options)
-        code, collector, output = _pytest(test_dir, options.workers, extra, out, paths)
+        code, collector, output, stopped = _pytest(test_dir, options.workers, extra, out, paths)
+        if stopped:  # a test found the target unfit to judge (ServerOutlived...)
+            raise UsageProblem(stopped)
         if process is not None and not process.running:
             status = process.process.returncode if process.process else None
             out.write(f"note: the server process exited during the run (status {status})\n")
@@ -468,19 +483,51 @@ def run(options: RunOptions, out: TextIO) -> tuple[int, RunResult | None, str]:
         raise SuiteProblem(str(exc), details) from None
 
 
+class _RunStopper:
+    """A pytest plugin object: the first reason a test gave to stop the run
+    (``reason``), and the plugin's own reason to stop it early (``silenced``)."""
+
+    def __init__(self) -> None:
+        self.reason = ""
+        self.config: pytest.Config | None = None
+
+    def pytest_configure(self, config: pytest.Config) -> None:
+        self.config = config
+
+    @property
+    def silenced(self) -> str:
+        breaker = (
+            None
+            if self.config is None
+            else self.config.pluginmanager.get_plugin(SilenceBreaker.NAME)
+        )
+        return breaker.reason if isinstance(breaker, SilenceBreaker) else ""
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        for key, value in report.user_properties:
+            if key == STOP_RUN and not self.reason:
+                self.reason = str(value)
+
+
 def _pytest(
     test_dir: Path, workers: int, extra: list[str], out: TextIO, paths: Sequence[str] = ()
-) -> tuple[int, ResultCollector, str]:
+) -> tuple[int, ResultCollector, str, str]:
+    """pytest's exit status, the results, its own output, and why a test
+    stopped the run ("" when none did)."""
     from conformance.reports.console import Progress
 
     progress: Progress | None = None
     collector = ResultCollector(lambda record: progress.update(record) if progress else None)
     progress = Progress(out, lambda: collector.total)
+    stopper = _RunStopper()
     args = [*base_args(test_dir, workers), *extra, *(paths or [str(test_dir)])]
     with quiet_pytest() as buffer:
-        code = int(pytest.main(args, plugins=[collector]))
+        code = int(pytest.main(args, plugins=[collector, stopper]))
     progress.finish()
-    return code, collector, buffer.getvalue()
+    if stopper.silenced and not stopper.reason:  # a verdict on what ran, not an interruption
+        out.write(f"note: {stopper.silenced}\n")
+        collector.interrupted = False
+    return code, collector, buffer.getvalue(), stopper.reason
 
 
 def _exit_status(

@@ -77,9 +77,9 @@ class Shell:
             self.say(f"Not sent: {exc}")
             return
         try:
-            answer = self.session.request(request)
+            exchange = self.session.request(request)
         except NetworkError as exc:
             self.stderr.write(f"abp-client: {exc}\n")
             self.stderr.flush()
             return
-        self.say(answer_text(request, answer))
+        self.say(answer_text(request, exchange.answer))

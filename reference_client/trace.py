@@ -18,8 +18,6 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-# No public line splitter exists in ``protocol``; raw mode needs one to decode
-# what an arbitrary conversation brings back (see the report to the lead).
 from protocol import ConnectionClosed, InvalidRequest, RemoteProtocolError, ServerConnection
 from protocol.codec import LineFrame, LineReader, decode_response
 from protocol.escape import escape

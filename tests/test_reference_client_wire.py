@@ -58,20 +58,20 @@ def assert_one_clean_line(stderr: str) -> None:
 # ------------------------------------------------------- network failures
 
 
-def test_connection_refused_is_exit_2_with_one_line() -> None:
+def test_connection_refused_is_exit_3_with_one_line() -> None:
     port = free_port()
     result = run_client("--server", f"127.0.0.1:{port}", "fnd", "bob")
-    assert result.returncode == 2
+    assert result.returncode == 3
     assert result.stdout == ""
     assert result.stderr == f"abp-client: cannot connect to 127.0.0.1:{port}: connection refused\n"
 
 
-def test_server_that_never_answers_times_out_with_exit_2(scripted: StartServer) -> None:
+def test_server_that_never_answers_times_out_with_exit_3(scripted: StartServer) -> None:
     server = scripted(read_until_eof)
     started = time.monotonic()
     result = run_client(*at(server), "--timeout", "0.5", "fnd", "bob")
     elapsed = time.monotonic() - started
-    assert result.returncode == 2
+    assert result.returncode == 3
     assert_one_clean_line(result.stderr)
     assert "no answer" in result.stderr
     assert "0.5s" in result.stderr
@@ -79,24 +79,24 @@ def test_server_that_never_answers_times_out_with_exit_2(scripted: StartServer) 
     assert wait_until(lambda: server.data() == b"fnd:bob\n", 5)
 
 
-def test_close_before_answer_is_exit_2(scripted: StartServer) -> None:
+def test_close_before_answer_is_exit_3(scripted: StartServer) -> None:
     server = scripted(answer())
     result = run_client(*at(server), "fnd", "bob")
-    assert result.returncode == 2
+    assert result.returncode == 3
     assert_one_clean_line(result.stderr)
     assert "closed the connection before answering" in result.stderr
 
 
-def test_close_mid_answer_with_malformed_prefix_is_exit_2(scripted: StartServer) -> None:
+def test_close_mid_answer_with_malformed_prefix_is_exit_3(scripted: StartServer) -> None:
     server = scripted(answer(b"ERR"))
     result = run_client(*at(server), "fnd", "bob")
-    assert result.returncode == 2
+    assert result.returncode == 3
     assert_one_clean_line(result.stderr)
     assert "malformed answer" in result.stderr
     assert "ABP-RESP-1" in result.stderr
 
 
-def test_reset_is_exit_2(scripted: StartServer) -> None:
+def test_reset_is_exit_3(scripted: StartServer) -> None:
     def reset(conn: Peer) -> None:
         read_line(conn)
         conn.sendall(b"OK: par")
@@ -104,15 +104,15 @@ def test_reset_is_exit_2(scripted: StartServer) -> None:
 
     server = scripted(reset)
     result = run_client(*at(server), "fnd", "bob")
-    assert result.returncode == 2, result
+    assert result.returncode == 3, result
     assert_one_clean_line(result.stderr)
     assert "reset" in result.stderr
 
 
-def test_malformed_answer_is_exit_2(scripted: StartServer) -> None:
+def test_malformed_answer_is_exit_3(scripted: StartServer) -> None:
     server = scripted(answer(b"HELLO there\n"))
     result = run_client(*at(server), "add", "bob", "x")
-    assert result.returncode == 2
+    assert result.returncode == 3
     assert_one_clean_line(result.stderr)
     assert "HELLO there" in result.stderr
     assert result.stdout == ""
@@ -131,11 +131,12 @@ def test_answer_in_many_small_segments_is_read_up_to_lf(scripted: StartServer) -
     assert len(segments) > 10
 
 
-def test_answer_ended_by_eof_is_accepted(scripted: StartServer) -> None:
-    """ABP-FRAME-8: end of stream ends an unterminated answer."""
-    server = scripted(answer(b"OK: tail, no LF"))
+def test_answer_ended_by_eof_is_accepted_and_said(scripted: StartServer) -> None:
+    """ABP-FRAME-8: end of stream ends an unterminated answer; stderr says so."""
+    server = scripted(answer(b"OK: par"))
     result = run_client(*at(server), "fnd", "bob")
-    assert (result.returncode, result.stdout) == (0, "tail, no LF\n"), result.stderr
+    assert (result.returncode, result.stdout) == (0, "par\n"), result.stderr
+    assert result.stderr == "abp-client: answer ended by the connection closing, without LF\n"
 
 
 def test_4000_byte_answer(scripted: StartServer) -> None:
@@ -228,11 +229,11 @@ def test_requests_are_sent_exactly(scripted: StartServer, args: list[str], wire:
         ["add"],
     ],
 )
-def test_invalid_input_is_exit_64_and_sends_nothing(scripted: StartServer, args: list[str]) -> None:
+def test_invalid_input_is_exit_2_and_sends_nothing(scripted: StartServer, args: list[str]) -> None:
     """ABP-REQ-13: refused without sending anything."""
     server = scripted(echo_ok)
     result = run_client(*at(server), *args)
-    assert result.returncode == 64
+    assert result.returncode == 2
     assert_one_clean_line(result.stderr)
     assert result.stdout == ""
     server.stop()  # joins the thread and drains the accept queue
@@ -243,15 +244,15 @@ def test_invalid_input_is_exit_64_and_sends_nothing(scripted: StartServer, args:
     "server_option",
     ["127.0.0.1:0", "127.0.0.1:70000", "::1:2007", "[::1", "host:port", ":2007"],
 )
-def test_bad_address_is_exit_64(server_option: str) -> None:
+def test_bad_address_is_exit_2(server_option: str) -> None:
     result = run_client("--server", server_option, "fnd", "bob")
-    assert result.returncode == 64
+    assert result.returncode == 2
     assert_one_clean_line(result.stderr)
 
 
-def test_bad_abp_port_env_is_exit_64() -> None:
+def test_bad_abp_port_env_is_exit_2() -> None:
     result = run_client("fnd", "bob", env=client_env(ABP_PORT="nope"))
-    assert result.returncode == 64
+    assert result.returncode == 2
     assert "ABP_PORT" in result.stderr
 
 
@@ -263,7 +264,7 @@ def test_address_from_environment(scripted: StartServer) -> None:
     wrong = client_env(ABP_HOST="127.0.0.1", ABP_PORT=str(free_port()))
     assert run_client("--port", str(server.port), "add", "b", env=wrong).returncode == 0
     assert run_client("add", "c", "--port", str(server.port), env=wrong).returncode == 0
-    assert run_client("add", "d", env=wrong).returncode == 2
+    assert run_client("add", "d", env=wrong).returncode == 3
     assert server.accepted == 3
 
 
@@ -331,7 +332,7 @@ def test_legacy_error_answer_is_exit_1(scripted: StartServer) -> None:
 def test_free_text_without_legacy_is_a_protocol_failure(scripted: StartServer) -> None:
     server = scripted(legacy_server(b"Entry for bob added", close=True))
     result = run_client(*at(server), "add", "bob", "x")
-    assert result.returncode == 2
+    assert result.returncode == 3
     assert "malformed answer" in result.stderr
 
 
@@ -364,9 +365,9 @@ def test_raw_stops_after_wait_seconds_of_silence(scripted: StartServer) -> None:
     assert server.data() == b"fnd:x\n"
 
 
-def test_raw_refused_is_exit_2() -> None:
+def test_raw_refused_is_exit_3() -> None:
     result = run_client("--server", f"127.0.0.1:{free_port()}", "raw", "fnd:x\\n")
-    assert result.returncode == 2
+    assert result.returncode == 3
     assert_one_clean_line(result.stderr)
 
 
@@ -398,7 +399,7 @@ def test_trace_shows_frames_hex_and_decoding(scripted: StartServer) -> None:
 def test_trace_shows_the_remote_protocol_error(scripted: StartServer) -> None:
     server = scripted(answer(b"BOGUS\n", close=False))
     result = run_client(*at(server), "--trace", "fnd", "bob")
-    assert result.returncode == 2
+    assert result.returncode == 3
     assert "<< ! RemoteProtocolError:" in result.stderr
     assert "ABP-RESP-1" in result.stderr
     assert "Traceback" not in result.stderr
@@ -471,8 +472,9 @@ def test_shell_end_of_input_quits_with_0() -> None:
 
 
 def test_help_lists_the_exit_codes() -> None:
-    for args in (["--help"], ["add", "--help"], ["raw", "--help"], ["shell", "--help"]):
+    commands = ("add", "rem", "fnd", "raw", "shell", "proxy", "replay")
+    for args in (["--help"], *([command, "--help"] for command in commands)):
         result = run_client(*args)
         assert result.returncode == 0
-        for code in ("0 ", "1 ", "2 ", "64 "):
+        for code in ("0 ", "1 ", "2 ", "3 ", "130 "):
             assert f"\n  {code}" in result.stdout, (args, result.stdout)

@@ -27,6 +27,10 @@ from conformance.harness.lines import LINE_CAP, split_lines
 from conformance.harness.timing import LEGACY_QUIET, TLS_HANDSHAKE
 from conformance.harness.wire import Transcript
 
+#: Bytes one member may receive in all: a few answers per member is what a
+#: crowd test asks for (200 members stay under 30 MiB against a flood of lines).
+MEMBER_CAP = 4 * LINE_CAP
+
 
 @dataclass
 class Member:
@@ -254,6 +258,10 @@ class Crowd:
         if pending > LINE_CAP:  # bound what a member buffers: stop reading it
             member.eof = True
             member.error = f"{pending} bytes with no LF (the cap is {LINE_CAP})"
+            self.transcript.note(member.name, member.error)
+        elif len(member.received) > MEMBER_CAP:  # lines, but more than any test asks for
+            member.eof = True
+            member.error = f"{len(member.received)} bytes received (the cap is {MEMBER_CAP})"
             self.transcript.note(member.name, member.error)
         if member.index < self.detail:
             self.transcript.add(member.name, "<<", data)

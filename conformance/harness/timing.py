@@ -25,6 +25,10 @@ PROCESS_READY = 10.0
 #: How long a process may take to exit after SIGTERM (or SIGKILL) before the
 #: next step; also the bound on joining the suite's own threads.
 PROCESS_EXIT = 5.0
+#: How long a stopped server's port may still accept connections once its
+#: process group is killed (the kernel closes a dead process's sockets at
+#: once: margin for a busy machine). Accepting past it, the server daemonised.
+PORT_RELEASE = 2.0
 #: One connect attempt while waiting for a process to listen.
 CONNECT_ATTEMPT = 0.2
 #: How often a wait on a condition looks again.
@@ -81,6 +85,20 @@ IDLE_GRACE = 2.0
 #: How long the connections of a client under test may take to show closed
 #: at the client suite's scripted server once the client has exited (ABP-CONN-9).
 CLIENT_CLOSE = 2.0
+
+
+# -- the bound on a whole test
+#: A test's hard deadline is this much, plus ``DEADLINE_TIMEOUTS`` times
+#: ``--timeout``, plus the server's idle timeout when known (the idle-timeout
+#: test waits that long on purpose): a backstop that no wait should reach, so
+#: that no server can hold one test, and so the run, for ever.
+TEST_DEADLINE = 60.0
+DEADLINE_TIMEOUTS = 10
+
+
+def hard_deadline(timeout: float, idle_timeout: float | None = None) -> float:
+    """The hard deadline of one test, in seconds (see ``TEST_DEADLINE``)."""
+    return TEST_DEADLINE + DEADLINE_TIMEOUTS * timeout + (idle_timeout or 0.0)
 
 
 def budget(value: float, timeout: float) -> float:

@@ -59,7 +59,7 @@ from conformance.harness.timing import (
     budget,
 )
 from conformance.harness.tls import TlsSettings
-from conformance.harness.wire import Transcript, Wire, WireError
+from conformance.harness.wire import Transcript, Wire, WireError, WireTimeout
 from conformance.judging.verdict import fail, on_the_wire
 from protocol import (
     DEFAULT_QUIET_PERIOD,
@@ -267,6 +267,9 @@ class ServerSession:
     _stored: set[str] = field(default_factory=set)  # entries this test may have stored
     _names: Iterator[int] = field(default_factory=itertools.count)
     _token: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
+    #: a wait of this test got no byte at all within the timeout (the plugin
+    #: stops the run after a streak of such tests: the server stopped answering)
+    met_silence: bool = False
 
     def name(self, hint: str = "n") -> str:
         """A NAME no other test (or worker, or earlier run) uses."""
@@ -500,6 +503,8 @@ class ServerSession:
                 expected="one line ending with LF",
                 actual=exc.partial,
             )
+        if isinstance(exc, WireTimeout):
+            self.met_silence = True
         why = on_the_wire(exc, self.target.timeout if timeout is None else timeout)
         fail(requirement, f"{summary}: {why}")
 

@@ -128,7 +128,9 @@ def test_private_server_numbers_connections_one_by_one(abp: ServerSession) -> No
     connection gets the next number."""
     with abp.private_server() as server:
         if server is None:
-            pytest.skip("needs --server-cmd: a server no other client uses")
+            pytest.skip(
+                "needs --server-cmd (pytest: --abp-server-cmd): a server no other client uses"
+            )
         numbers = []
         for i in range(4):
             conn = abp.raw("ABP-COUNTER-2", address=server.address)

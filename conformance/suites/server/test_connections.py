@@ -474,7 +474,9 @@ def test_idle_connection_is_closed_after_the_idle_timeout(abp: ServerSession) ->
     was started with (--idle-timeout)."""
     idle = abp.target.idle_timeout
     if idle is None:
-        pytest.skip("needs the server's idle timeout: --idle-timeout S")
+        pytest.skip(
+            "needs the server's idle timeout: --idle-timeout S (pytest: --abp-idle-timeout S)"
+        )
     name = abp.name()
     used = abp.raw("ABP-CONN-7")
     abp.expect(

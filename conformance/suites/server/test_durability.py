@@ -26,7 +26,7 @@ WRITERS = 20
 def private(abp: ServerSession, why: str) -> Iterator[ServerProcess]:
     with abp.private_server() as server:
         if server is None:
-            pytest.skip(f"needs --server-cmd: {why}")
+            pytest.skip(f"needs --server-cmd (pytest: --abp-server-cmd): {why}")
         yield server
 
 
