@@ -7,9 +7,9 @@ bounded); ``cli`` maps outcomes to exit codes: 0 OK, 1 ERROR answer,
 ``describe_unterminated`` says in one line what arrived with no LF.
 """
 
-from reference_client.address import Address, AddressError, parse_address, resolve_address
 from reference_client.arrival import describe_unterminated
-from reference_client.session import Exchange, NetworkError, RawResult, Session
+from reference_client.endpoint import Address, AddressError, parse_address, resolve_address
+from reference_client.link import Exchange, NetworkError, RawResult, Session
 from reference_client.trace import Tracer
 
 __all__ = [

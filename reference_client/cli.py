@@ -30,7 +30,8 @@ from protocol.program import (
     positive_int,
     raise_fd_limit,
 )
-from reference_client.address import Address, AddressError, parse_address, resolve_address
+from reference_client.endpoint import Address, AddressError, parse_address, resolve_address
+from reference_client.link import BY_CLOSE, NetworkError, Session
 from reference_client.menu import Shell
 from reference_client.operations import (
     InvalidInput,
@@ -40,7 +41,6 @@ from reference_client.operations import (
     is_error,
     make_request,
 )
-from reference_client.session import BY_CLOSE, NetworkError, Session
 from reference_client.trace import Tracer
 
 EXIT_ERROR_ANSWER = 1

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TextIO
 
 from protocol.escape import EscapeError, escape, unescape
+from reference_client.link import BY_CLOSE, NetworkError, Session
 from reference_client.operations import (
     InvalidInput,
     answer_text,
@@ -30,7 +31,6 @@ from reference_client.operations import (
     is_error,
     make_request,
 )
-from reference_client.session import BY_CLOSE, NetworkError, Session
 
 COMMANDS = ("add", "fnd", "rem", "raw", "help", "quit")
 

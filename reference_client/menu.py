@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import TextIO
 
+from reference_client.link import NetworkError, Session
 from reference_client.operations import InvalidInput, answer_text, make_request
-from reference_client.session import NetworkError, Session
 
 MENU = "1) Add Entry\n2) Delete Entry\n3) Find Entry\n4) Quit\n"
 PROMPT = "Choose an option[1-4] "

@@ -23,7 +23,7 @@ from protocol.codec import check_request, encode_request, encode_response
 from protocol.escape import escape
 
 if TYPE_CHECKING:
-    from reference_client.session import Exchange
+    from reference_client.link import Exchange
 
 #: The argv contract's operations (section 8) and the requests they make.
 OPERATIONS = ("add", "rem", "fnd")

@@ -29,7 +29,7 @@ from typing import IO, Any, TextIO
 
 from protocol.address import format_address
 from protocol.escape import escape
-from reference_client.address import Address
+from reference_client.endpoint import Address
 from reference_client.watch import Book, Sighting, Watch
 
 #: Version of the recording format, in its header line.

@@ -22,8 +22,8 @@ from typing import Any
 from protocol import DEFAULT_QUIET_PERIOD, MAX_REQUEST_LINE, MAX_RESPONSE_LINE
 from protocol.codec import Frame, LineFrame, LineReader
 from protocol.escape import EscapeError, escape, unescape
-from reference_client.address import Address
-from reference_client.session import CHUNK, NetworkError, connect
+from reference_client.endpoint import Address
+from reference_client.link import CHUNK, NetworkError, connect
 from reference_client.trace import Tracer
 
 #: Silence after the last expected answer during which extra answers are awaited.

@@ -99,6 +99,11 @@ def check_cells(bundled: MatrixRun) -> None:
     assert "No entry found for mx-rem" in rem["transcript"]  # the relay's wire record
     records = rem["transcript_records"]
     assert any(r["dir"] == ">>" and r["data"].startswith("fnd:mx-rem") for r in records)
+    # issue 12: a cell says what actually arrived, not only "no answer"
+    cell = bundled.cell("reference", "tutorial")
+    add = next(s for s in cell["scenarios"] if s["name"] == "add")
+    assert "with no LF: 'Entry for mx-add added'" in add["message"], add["message"]
+    assert "try --legacy" in add["message"]
 
 
 def check_console(bundled: MatrixRun) -> None:

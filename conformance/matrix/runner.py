@@ -89,10 +89,23 @@ def _judge(step: Step, run: ClientRun, contract: str, transcript: Transcript) ->
     _judge_output(step, run.stdout, run.output, contract, run)
 
 
+def _last_words(stderr: str, limit: int = 200) -> str:
+    """The client's own last line on stderr (what it says arrived), cut to ``limit``."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    if not lines:
+        return ""
+    last = lines[-1]
+    return last if len(last) <= limit else last[:limit] + "..."
+
+
 def _judge_output(step: Step, stdout: str, output: str, contract: str, run: ClientRun) -> None:
     if contract == "argv":
         if step.expect == OK and run.returncode != 0:
-            raise StepFailed(f"{step.describe()}: expected exit 0, got {run.status_text()}")
+            said = _last_words(run.stderr)
+            raise StepFailed(
+                f"{step.describe()}: expected exit 0, got {run.status_text()}"
+                + (f"; the client said: {said}" if said else "")
+            )
         if step.expect == ERROR and run.returncode == 0:
             raise StepFailed(f"{step.describe()}: expected an error (non-zero exit), got exit 0")
     elif step.expect == OK and "ERROR" in output:

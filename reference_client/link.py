@@ -34,8 +34,8 @@ from protocol import (
 )
 from protocol.address import format_address
 from protocol.escape import escape
-from reference_client.address import Address
 from reference_client.arrival import describe_unterminated, legacy_hint
+from reference_client.endpoint import Address
 from reference_client.trace import RECEIVED, SENT, RawDecoder, Tracer
 
 #: Bytes asked of one ``recv``; any segmentation works (ABP-FRAME-7).
