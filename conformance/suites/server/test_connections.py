@@ -125,6 +125,47 @@ def test_pipelined_errors_keep_their_place(abp: ServerSession) -> None:
     )
 
 
+#: Rounds of `add` then `fnd` in two writes, and the gaps between the two
+#: writes: 0 to 0.2 ms in steps of 5 us, so that in some rounds the `fnd`
+#: arrives while the server is still saving the `add` (a commit on loopback
+#: takes a fraction of a millisecond) and is then the only request it holds.
+SAVING_ROUNDS = 400
+SAVING_GAP_STEP = 5e-6
+SAVING_GAP_STEPS = 40
+
+
+def gap(seconds: float) -> None:
+    """A gap of ``seconds`` in the request stream: shorter than a sleep can
+    be on most systems, so it is spun. It waits for nothing."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+@pytest.mark.requirement("ABP-CONN-2", "ABP-DUR-4")
+def test_lookup_sent_while_its_add_is_being_saved_is_answered(abp: ServerSession) -> None:
+    """ABP-CONN-2: "A server MUST answer pipelined requests (several requests
+    sent before any answer is read) all, in the order they were sent." Rounds
+    of an `add` and a `fnd` of its name in two writes, the second a fraction
+    of a millisecond after the first, before any answer is read: some `fnd`
+    arrive while their `add` is still being saved, with nothing behind them
+    (found by a mutant of the reference server that lost such a lookup)."""
+    conn = abp.raw("ABP-CONN-2")
+    for i in range(SAVING_ROUNDS):
+        name = abp.name("saving")
+        add, find = encode_request(Add(name, f"v{i}")), encode_request(Find(name))
+        pause = SAVING_GAP_STEP * (i % SAVING_GAP_STEPS)
+        conn.send(add)
+        gap(pause)
+        conn.send(find)
+        abp.expect_lines(
+            "ABP-CONN-2",
+            conn,
+            [ANY_OK, Ok(f"v{i}")],
+            f"round {i + 1}: add, then fnd {pause * 1e6:.0f} us later",
+        )
+
+
 # ---------------------------------------------------------------- ABP-CONN-3
 
 ERROR_LINES = {
@@ -379,6 +420,51 @@ def test_burst_of_resets_harms_nobody(abp: ServerSession) -> None:
 
 
 # ---------------------------------------------------------------- ABP-CONN-7
+
+
+#: The longest idle timeout (s) this suite outlives: the test below takes one
+#: and a half of them.
+LONGEST_IDLE_TO_OUTLIVE = 10.0
+
+
+@pytest.mark.requirement("ABP-CONN-1", "ABP-CONN-7")
+def test_connection_in_use_outlives_the_idle_timeout(abp: ServerSession) -> None:
+    """ABP-CONN-1: "A connection MUST carry any number of requests, one after
+    the other, until the client closes it." ABP-CONN-7 closes only a
+    connection "idle for longer than its idle timeout": one that asks every
+    quarter of the idle timeout, for one and a half idle timeouts, stays open
+    (found by a mutant of the reference server that closed a connection one
+    idle timeout after it opened, however busy). Needs --idle-timeout."""
+    idle = abp.target.idle_timeout
+    if idle is None:
+        pytest.skip("needs the server's idle timeout: --idle-timeout S")
+    if idle > LONGEST_IDLE_TO_OUTLIVE:
+        pytest.skip(f"an idle timeout over {LONGEST_IDLE_TO_OUTLIVE:g}s takes too long to outlive")
+    name = abp.name()
+    conn = abp.raw("ABP-CONN-1")
+    started = time.monotonic()
+    count = 0
+    while (elapsed := time.monotonic() - started) < 1.5 * idle:
+        count += 1
+        abp.expect(
+            "ABP-CONN-1",
+            Find(name),
+            no_entry(name),
+            f"request {count}, {elapsed:.1f}s after the first (idle timeout {idle:g}s)",
+            conn=conn,
+            by="bytes",
+        )
+        unsolicited = conn.quiet_for(idle / 4)
+        if unsolicited or conn.lines.eof:
+            fail(
+                "ABP-CONN-1",
+                f"a connection asking every {idle / 4:g}s was "
+                f"{'closed' if conn.lines.eof else 'sent unasked bytes'} "
+                f"{time.monotonic() - started:.1f}s after its first request "
+                f"(idle timeout {idle:g}s)",
+                expected=b"",
+                actual=unsolicited,
+            )
 
 
 @pytest.mark.requirement("ABP-CONN-7")

@@ -228,6 +228,42 @@ def test_unterminated_request_is_answered_at_half_close_then_closed(abp: ServerS
     )
 
 
+#: Below this idle timeout (s), a close at the half-close and one at the idle
+#: timeout are too close together to tell apart on a busy machine.
+SHORTEST_IDLE_TO_JUDGE = 1.0
+
+
+@pytest.mark.requirement("ABP-FRAME-5")
+def test_half_close_closes_before_the_idle_timeout(abp: ServerSession) -> None:
+    """ABP-FRAME-5: "A server MUST treat buffered bytes that hold no LF as one
+    complete request when the client half-closes its side of the connection,
+    answer it, and then close." The close follows the answer, not the idle
+    timeout: a server that misses the half-close still answers once its quiet
+    period is over (ABP-FRAME-6) and then holds the connection until it is
+    idle, which a short idle timeout hides from a test that waits --timeout.
+    Needs the server's idle timeout (--idle-timeout) of 1 s or more to tell
+    the two apart."""
+    idle = abp.target.idle_timeout
+    if idle is None:
+        pytest.skip("needs the server's idle timeout: --idle-timeout S")
+    # Under SHORTEST_IDLE_TO_JUDGE the two closes are too near to tell apart:
+    # then only the close itself is judged, within --timeout.
+    bound = (
+        abp.target.timeout if idle < SHORTEST_IDLE_TO_JUDGE else min(idle / 2, abp.target.timeout)
+    )
+    name = abp.name("legacy")
+    conn = abp.raw()
+    conn.send(unterminated(encode_request(Find(name))))
+    conn.shutdown_write()
+    abp.expect_lines("ABP-FRAME-5", conn, [no_entry(name)], "unterminated fnd, then half-close")
+    if not conn.is_closed(bound):
+        fail(
+            "ABP-FRAME-5",
+            f"the server answered the half-closed client but had not closed {bound:g}s later "
+            f"(its idle timeout is {idle:g}s): the half-close was taken for a quiet period?",
+        )
+
+
 @pytest.mark.requirement("ABP-FRAME-5", "ABP-FRAME-1")
 def test_half_close_answers_complete_and_unterminated_lines_then_closes(
     abp: ServerSession,
