@@ -586,7 +586,10 @@ class Connection(asyncio.Protocol):
         if self.phase in (Phase.CLOSING, Phase.CLOSED) or not timeout:
             return
         now = self._loop.time()
-        busy = self._queue or self._inbox
+        # Work in hand keeps a connection alive only while it can progress: a
+        # client that stopped reading (our writes paused) holding a backlog is
+        # idle, and is closed like any other (ABP-CONN-7, issue 10 item 7).
+        busy = bool(self._queue or self._inbox) and not self._write_paused
         due = now + timeout if busy else self._last_activity + timeout
         if due > now:
             self._idle_timer = self._loop.call_at(due, self._on_idle)

@@ -324,3 +324,29 @@ def test_a_client_never_reading_stops_being_served_but_others_are(
     bystander = connect(server.address)
     assert bystander.exchange(b"fnd:by\n") == b"ERROR: No entry for by\n"
     hog.close()
+
+
+def test_a_client_that_floods_then_never_reads_is_closed_at_the_idle_timeout(
+    spawn_server: SpawnServer,
+) -> None:
+    """ABP-CONN-7: a backlog the client will never read is no activity. Before,
+    the idle timer counted unhandled input as work in hand and re-armed for
+    ever (found by the mutation run: docs/suite-quality.md)."""
+    server = spawn_server("--port", "0", "--idle-timeout", "1")
+    hog = socket.create_connection(server.address, timeout=TIMEOUT)
+    hog.setblocking(False)
+    chunk = b"fnd:hog\n" * 8192
+    with selectors.DefaultSelector() as selector:
+        selector.register(hog, selectors.EVENT_WRITE)
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline and selector.select(0.5):
+            with contextlib.suppress(BlockingIOError):
+                hog.send(chunk)
+
+    # Reading would be activity: watch for the server's reset without reading
+    # (a reset sets the socket's pending error; buffered answers stay unread).
+    def reset_by_server() -> bool:
+        return hog.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) != 0
+
+    assert wait_until(reset_by_server, timeout=8.0)
+    hog.close()
