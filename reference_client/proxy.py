@@ -120,6 +120,9 @@ class _Pair:
         self.timer: asyncio.TimerHandle | None = None
         self.closed = False
         self.ended: set[str] = set()  # the sides that sent their end of stream
+        # Client bytes that came before the upstream connection was open: on
+        # Python 3.10 a transport paused in connection_made still reads once.
+        self.early = bytearray()
 
     def end(self, side: str) -> None:
         """One side's end of stream, passed on; once both ended, close both."""
@@ -189,6 +192,13 @@ class _ClientSide(asyncio.Protocol):
                 pair.client.abort()
             pair.finish()
             return
+        server = pair.server
+        if server is not None and not server.is_closing():
+            if pair.early:
+                server.write(bytes(pair.early))
+                pair.early.clear()
+            if "client" in pair.ended and server.can_write_eof():
+                server.write_eof()
         if pair.client is not None and not pair.client.is_closing():
             pair.client.resume_reading()
 
@@ -196,6 +206,11 @@ class _ClientSide(asyncio.Protocol):
         pair = self.pair
         if pair.server is not None:
             pair.server.write(data)  # forward first: judging never delays a byte
+        else:  # before the upstream is open (Python 3.10): keep it, stop reading
+            pair.early += data
+            if pair.client is not None and not pair.client.is_closing():
+                pair.client.resume_reading()  # 3.10 takes pause_reading() for done
+                pair.client.pause_reading()  # when it was called before the first read
         pair.proxy.recorder.chunk(pair.proxy.now(), pair.conn, "client", data)
         pair.see(lambda now: pair.watch.from_client(data, now))
 

@@ -161,14 +161,19 @@ def test_a_server_that_closes_on_a_second_colon(tmp_path: Path) -> None:
         (
             "first-of-pipeline",
             "ABP-CONN-2",
-            "falls silent on a request that followed another in the same write",
+            # Both describe this defect; which the run shows depends on how the
+            # pipelined requests were segmented on the way (seen on Python 3.10).
+            "falls silent on a request that followed another in the same write"
+            "|falls silent on the request after 1 answers on one connection, the most it gave",
         ),
     ],
 )
 def test_one_defect_one_cause(tmp_path: Path, defect: str, requirement: str, title: str) -> None:
     done, report = run(tmp_path, corpus(defect), "--requirement", requirement)
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr
-    assert titles(report) == [title]
+    found = titles(report)
+    assert len(found) == 1, found
+    assert found[0] in title.split("|"), found
     assert requirement in report["diagnosis"]["causes"][0]["requirements"]
 
 

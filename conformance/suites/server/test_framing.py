@@ -243,6 +243,7 @@ def test_half_close_closes_before_the_idle_timeout(abp: ServerSession) -> None:
     idle, which a short idle timeout hides from a test that waits --timeout.
     Needs the server's idle timeout (--idle-timeout) of 1 s or more to tell
     the two apart."""
+    abp.needs_half_close()
     idle = abp.target.idle_timeout
     if idle is None:
         pytest.skip("needs the server's idle timeout: --idle-timeout S")
