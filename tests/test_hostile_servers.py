@@ -310,6 +310,27 @@ def test_a_test_that_outruns_its_hard_deadline_fails(
     assert "ran past its hard deadline of 0.5s" in run.stdout
 
 
+def test_the_hard_deadline_leaves_other_tests_alone(tmp_path: Path) -> None:
+    """The plugin is loaded beside any test suite (an entry point): its hard
+    deadline is sized for one conformance test and must not cut short a test
+    of anyone else's, such as this project's corpus runs (a CI failure:
+    six suite runs in one test met the 110 s deadline on a loaded runner)."""
+    (tmp_path / "test_slow.py").write_text(
+        "import threading\n"
+        "def test_longer_than_the_deadline():\n"
+        "    assert not threading.Event().wait(1.0)  # a slow test, not a wait on anything\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-n", "0",
+         "--abp-test-deadline", "0.2", str(tmp_path / "test_slow.py")],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=RUN_TIMEOUT, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "1 passed" in run.stdout
+    assert "hard deadline" not in run.stdout
+
+
 def test_a_server_that_falls_silent_stops_the_run_with_a_verdict(
     start_hostile: Callable[..., ServerProcess], tmp_path: Path
 ) -> None:
