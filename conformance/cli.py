@@ -18,6 +18,7 @@ import traceback
 from collections.abc import Iterator, Sequence
 from typing import TextIO
 
+from conformance.harness.crowd import MAX_MEMBERS
 from conformance.harness.timing import TIMEOUT
 from protocol.program import (
     EXIT_USAGE,
@@ -65,6 +66,20 @@ DELEGATED = {
     "baseline": ("conformance.reports.cli:baseline_main", "write a baseline from a JSON report"),
 }
 
+#: The largest ``--max-conns`` the suite can check: it opens that many, plus one.
+MAX_TOLD_LIMIT = MAX_MEMBERS - 1
+
+
+def told_limit(text: str) -> int:
+    """``--max-conns``: a count the suite can open connections to."""
+    limit = positive_int(text)
+    if limit > MAX_TOLD_LIMIT:
+        raise argparse.ArgumentTypeError(
+            f"at most {MAX_TOLD_LIMIT} (the busy-refusal test opens that many connections and"
+            f" one more): {text!r}"
+        )
+    return limit
+
 
 def build_parser() -> ProgramParser:
     parser = ProgramParser(
@@ -110,6 +125,13 @@ def build_parser() -> ProgramParser:
     )
     target.add_argument(
         "--idle-timeout", type=positive_float, metavar="S", help="the server's idle timeout"
+    )
+    target.add_argument(
+        "--max-conns",
+        type=told_limit,
+        metavar="N",
+        help="the server's connection limit as one client address meets it (at most "
+        f"{MAX_TOLD_LIMIT}); unlocks the busy-refusal test (ABP-CONN-8)",
     )
     target.add_argument(
         "--quiet-period",
@@ -317,6 +339,7 @@ def run_command(args: argparse.Namespace, out: TextIO, argv: Sequence[str] = ())
         seed=args.seed,
         fuzz_examples=args.fuzz_examples,
         idle_timeout=args.idle_timeout,
+        max_conns=args.max_conns,
         quiet_period=args.quiet_period,
         strict=args.strict,
         verbose=args.verbose,

@@ -26,8 +26,10 @@ from collections.abc import Generator, Iterator, Sequence
 
 import pytest
 
+from conformance.harness.crowd import MAX_MEMBERS
 from conformance.harness.lines import LineOverflow
 from conformance.harness.process import ServerOutlived
+from conformance.harness.sharing import EXCLUSIVE, use_shared_server
 from conformance.harness.timing import TIMEOUT, hard_deadline
 from conformance.harness.tls import TlsSettings, TlsSetupError, split_target
 from conformance.harness.wire import Transcript, WireError
@@ -123,6 +125,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="the idle timeout the server was started with; unlocks the idle-timeout test",
     )
     group.addoption(
+        "--abp-max-conns",
+        type=int,
+        default=None,
+        metavar="N",
+        help="the server's connection limit as one client address meets it; unlocks the"
+        " busy-refusal test (ABP-CONN-8)",
+    )
+    group.addoption(
         "--abp-quiet-period",
         type=float,
         default=DEFAULT_QUIET_PERIOD,
@@ -203,6 +213,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", f"{MARKER}(*ids): the docs/spec.md requirement(s) this test checks"
     )
+    config.addinivalue_line(
+        "markers", f"{EXCLUSIVE}: the test needs the shared server to itself (harness/sharing.py)"
+    )
     if any(config.getoption(o) for o in ("--abp-server", "--abp-client", "--abp-client-menu")):
         # a run against an implementation: examples are not kept between runs
         # (the verdict depends on --abp-seed only), and network latency is no error
@@ -211,6 +224,9 @@ def pytest_configure(config: pytest.Config) -> None:
         settings.register_profile("abp-conformance", database=None, deadline=None)
         settings.load_profile("abp-conformance")
     tls_settings(config)  # a bad TLS option is a usage error before any test
+    limit = config.getoption("--abp-max-conns")
+    if limit is not None and not 1 <= limit < MAX_MEMBERS:
+        raise pytest.UsageError(f"--abp-max-conns must be 1 to {MAX_MEMBERS - 1}: {limit}")
 
 
 def tls_settings(config: pytest.Config) -> TlsSettings | None:
@@ -288,9 +304,33 @@ def abp_target(pytestconfig: pytest.Config) -> ServerTarget:
         seed=pytestconfig.getoption("--abp-seed"),
         fuzz_examples=pytestconfig.getoption("--abp-fuzz-examples"),
         idle_timeout=pytestconfig.getoption("--abp-idle-timeout"),
+        max_conns=pytestconfig.getoption("--abp-max-conns"),
         tls=tls_settings(pytestconfig),
         quiet_period=pytestconfig.getoption("--abp-quiet-period"),
     )
+
+
+@pytest.fixture(autouse=True)
+def _abp_shared_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """A server-suite test holds the shared server, alone if it is marked
+    ``exclusive``, among the run's xdist workers (``harness/sharing.py``);
+    set up before the ``abp`` fixture, so it outlasts that test's connections."""
+    item = request.node
+    if not any(_module_of(item).startswith(p) for p in SERVER_SUITES):
+        yield
+        return
+    config = request.config
+    workers = hasattr(config, "workerinput")
+    directory = tmp_path_factory.getbasetemp().parent if workers else None
+    # another worker's test ends by its hard deadline (and a teardown): twice that
+    wait = 2 * hard_deadline(
+        config.getoption("--abp-timeout"), config.getoption("--abp-idle-timeout")
+    )
+    exclusive = item.get_closest_marker(EXCLUSIVE) is not None
+    with use_shared_server(directory, exclusive=exclusive, wait=wait):
+        yield
 
 
 @pytest.fixture

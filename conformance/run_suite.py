@@ -51,6 +51,12 @@ from conformance.reports.model import selects
 from protocol import requirements
 from protocol.address import format_address, parse_address
 
+#: The connection limit of the embedded reference server (``conformance run``
+#: with no target), for one address as for all, told to the suite: between
+#: the 100 connections ABP-CONN-4 asks for and the suite's crowd of 200, so
+#: the busy refusal (ABP-CONN-8) is met in the main job too.
+EMBEDDED_MAX_CONNS = 160
+
 #: which test package judges which service, and whose requirements it covers
 SUITES = {
     "abp": ("conformance.suites.server", ("server",)),
@@ -87,6 +93,7 @@ class RunOptions:
     seed: int = 0
     fuzz_examples: int | None = None
     idle_timeout: float | None = None
+    max_conns: int | None = None  # the server's limit, as one address meets it
     quiet_period: float | None = None  # the server's, when not the spec's default
     strict: bool = False
     verbose: bool = False
@@ -298,6 +305,8 @@ def server_under_test(options: RunOptions, out: TextIO) -> Iterator[Server]:
                 "--service", "counter" if options.service == "counter" else "abp",
                 "--db", "{tmpdir}/book.sqlite3",
                 "--idle-timeout", f"{idle:g}",
+                "--max-conns", str(options.max_conns or EMBEDDED_MAX_CONNS),
+                "--max-conns-per-ip", str(options.max_conns or EMBEDDED_MAX_CONNS),
                 *tls_flags,
             )
         )  # fmt: skip
@@ -382,6 +391,9 @@ def _server_args(
         args += ["--abp-server-cmd", template]
     if idle is not None:
         args += ["--abp-idle-timeout", f"{idle:g}"]
+    limit = options.max_conns or (EMBEDDED_MAX_CONNS if embedded else None)
+    if limit is not None:
+        args += ["--abp-max-conns", str(limit)]
     if server.tls is not None:
         for flag, value in (
             ("--abp-ca", server.tls.ca),

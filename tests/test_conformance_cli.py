@@ -188,3 +188,57 @@ def test_list_json_names_the_covering_tests(workdir: Path) -> None:
     rows = {row["id"]: row for row in json.loads(done.stdout)}
     assert set(rows) == {r.id for r in requirements.catalogue().values() if r.role == "server"}
     assert any("::test_" in t for t in rows["ABP-TRANSPORT-1"]["tests"])
+
+
+# ------------------------------------------- the server's connection limit
+
+
+def limited_server(limit: int) -> str:
+    """A ``--server-cmd`` for the reference server refusing past ``limit``
+    connections (from one address as from all)."""
+    return (
+        f"{sys.executable} -m reference_server --port {{port}} --db {{tmpdir}}/book.sqlite3"
+        f" --idle-timeout 2 --max-conns {limit} --max-conns-per-ip {limit}"
+    )
+
+
+def test_a_server_with_a_limit_under_the_crowd_passes_with_two_workers(workdir: Path) -> None:
+    """A server refusing past 150 connections, told so, judged by the whole
+    suite on two workers: the crowd of 200 (ABP-CONN-4) and the limit test
+    (ABP-CONN-8) have the shared server to themselves, so no test running
+    beside them meets `ERROR: Server busy` (before: ABP-DUR-3 did, now and
+    then)."""
+    report = workdir / "report.json"
+    done = conformance(
+        workdir, "run", "--server-cmd", limited_server(150), "--idle-timeout", "2",
+        "--max-conns", "150", "-n", "2", "--json", str(report),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr
+    tests = json.loads(report.read_text(encoding="utf-8"))["tests"]
+    limit_test = [t for t in tests if "past_the_limit" in t["nodeid"]]
+    assert [t["outcome"] for t in limit_test] == ["PASS"]
+
+
+@pytest.mark.parametrize(
+    ("told", "why"),
+    [
+        ("151", "refused more with only 150 open"),  # the server refuses one early
+        ("149", "connection 150 was served"),  # the server refuses one late
+    ],
+)
+def test_a_limit_off_by_one_fails_abp_conn_8(workdir: Path, told: str, why: str) -> None:
+    done = conformance(
+        workdir, "run", "--server-cmd", limited_server(150), "--max-conns", told,
+        "--requirement", "ABP-CONN-8", "-n", "1",
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout[-4000:] + done.stderr
+    assert "FAIL ABP-CONN-8" in done.stdout
+    assert why in done.stdout
+
+
+def test_max_conns_is_bounded(workdir: Path) -> None:
+    done = conformance(workdir, "run", "--max-conns", "5000", timeout=60)
+    assert done.returncode == 2
+    assert "--max-conns" in done.stderr
+    assert "at most 1000" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1

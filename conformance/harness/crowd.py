@@ -30,6 +30,9 @@ from conformance.harness.wire import Transcript
 #: Bytes one member may receive in all: a few answers per member is what a
 #: crowd test asks for (200 members stay under 30 MiB against a flood of lines).
 MEMBER_CAP = 4 * LINE_CAP
+#: The most connections one test opens together: a ``--max-conns`` the suite
+#: is told, plus one (each a descriptor here and one at the server).
+MAX_MEMBERS = 1001
 
 
 @dataclass
@@ -273,6 +276,14 @@ class Crowd:
                 member.sock.close()
         self.members.clear()
         self._selector.close()
+
+    def drop(self, member: Member) -> None:
+        """Close one member (FIN): it takes no further part."""
+        with contextlib.suppress(OSError):
+            member.sock.close()
+        member.connected = False
+        if member.index < self.detail:
+            self.transcript.note(member.name, "closed")
 
     def reset(self, member: Member) -> None:
         """Close with RST (SO_LINGER 0)."""

@@ -222,6 +222,7 @@ class ServerTarget:
     seed: int = 0
     fuzz_examples: int = 50
     idle_timeout: float | None = None  # the server's idle timeout, when known
+    max_conns: int | None = None  # the server's connection limit for one address, when known
     tls: TlsSettings | None = None  # ABP over TLS (a ``tls://`` target)
     quiet_period: float = DEFAULT_QUIET_PERIOD  # the server's (ABP-FRAME-6)
 

@@ -13,7 +13,8 @@ import time
 
 import pytest
 
-from conformance.harness.crowd import Member
+from conformance.harness.crowd import Crowd, Member
+from conformance.harness.raw import Inconclusive
 from conformance.harness.timing import CROWD_CONNECT, FLOOD, IDLE_GRACE, SETTLE, budget
 from conformance.judging.session import ANY_OK, Expected, ServerSession, decode, refusal, wire_form
 from conformance.judging.verdict import fail
@@ -27,9 +28,12 @@ from protocol.codec import (
     no_entry,
     unrecognised,
 )
+from protocol.program import raise_fd_limit
 
 BUSY = ServerBusy()
 CROWD = 200
+#: Descriptors this process needs besides a crowd's (the transcript, pytest, a probe).
+FD_MARGIN = 64
 
 
 # ---------------------------------------------------------------- ABP-CONN-1
@@ -252,6 +256,7 @@ def closes_soon(member: Member, bound: float) -> bool:
     return False
 
 
+@pytest.mark.exclusive  # it fills the slots of a server with a limit under 200
 @pytest.mark.requirement("ABP-CONN-4", "ABP-CONN-8")
 def test_200_concurrent_connections_are_served(abp: ServerSession) -> None:
     """ABP-CONN-4: "A server MUST serve at least 100 connections open at the
@@ -294,6 +299,98 @@ def test_200_concurrent_connections_are_served(abp: ServerSession) -> None:
             "ABP-CONN-4",
             f"only {served} connections were served at once; {refused} refused busy",
         )
+    abp.probe()
+
+
+def serve_round(
+    abp: ServerSession, crowd: Crowd, members: list[Member]
+) -> tuple[list[Member], list[Member]]:
+    """A `fnd` on each of ``members``: (served, refused busy). A refusal is
+    judged as ABP-CONN-8 asks; any other answer fails it."""
+    names = {member.index: abp.name("limit") for member in members}
+    for member in members:
+        crowd.send(member, abp.target.frame(Find(names[member.index])))
+    crowd.exchange(1, abp.target.holdup_bound, members)
+    served, refused = [], []
+    for member in members:
+        answer = decode(bytes(member.received), legacy=False)
+        if answer == no_entry(names[member.index]):
+            served.append(member)
+        elif answer == BUSY:
+            judge_busy(abp, member)
+            refused.append(member)
+        else:
+            fail(
+                "ABP-CONN-8",
+                f"connection {member.name} got neither its answer nor a busy refusal"
+                f" within {abp.target.holdup_bound:g}s",
+                expected=wire_form(no_entry(names[member.index])),
+                actual=bytes(member.received),
+            )
+        member.received.clear()
+    return served, refused
+
+
+@pytest.mark.exclusive  # it fills every slot
+@pytest.mark.requirement("ABP-CONN-8")
+def test_a_connection_past_the_limit_is_refused_busy(abp: ServerSession) -> None:
+    """ABP-CONN-8: "A server MAY refuse a connection past its connection
+    limit; if it does, it MUST send `ERROR: Server busy` and close that
+    connection." Told the limit N (``--max-conns N``: as one client address
+    meets it), the suite holds N connections, each served, then opens one
+    more, which must be refused so. On a private instance (``--server-cmd``)
+    nobody else holds a connection, so N must all be served (a server may
+    take a moment to free the slot of a connection that closed just before:
+    refused ones are replaced until the hold-up bound); on a shared one,
+    other clients may hold some, so only the N+1st is judged."""
+    limit = abp.target.max_conns
+    if limit is None:
+        pytest.skip("needs the server's connection limit: --max-conns N (pytest: --abp-max-conns)")
+    if abp.target.legacy:
+        pytest.skip("a tutorial-style server may end each connection after its answer")
+    soft = raise_fd_limit()
+    if soft is not None and soft < limit + FD_MARGIN:
+        pytest.skip(f"{limit + 1} connections need more descriptors than this process has ({soft})")
+
+    def attempt() -> None:
+        with abp.private_server() as server:
+            address = None if server is None else (server.host, server.port)
+            crowd = abp.crowd("n", address=address)
+            bound = abp.target.holdup_bound
+            served: list[Member] = []
+            deadline = time.monotonic() + bound
+            while len(served) < limit:
+                opened = crowd.open(limit - len(served), bound)
+                ok, refused = serve_round(abp, crowd, opened)
+                served += ok
+                for member in refused:
+                    crowd.drop(member)
+                if server is None or time.monotonic() >= deadline:
+                    break
+            if server is not None and len(served) < limit:
+                fail(
+                    "ABP-CONN-8",
+                    f"told a limit of {limit} connections (--max-conns), the server refused"
+                    f" more with only {len(served)} open, for {bound:g}s",
+                )
+            if server is None and not served:
+                raise Inconclusive("other clients hold every slot of the shared server")
+            extra = crowd.open(1, bound)
+            if not extra:
+                fail("ABP-CONN-8", f"connection {len(served) + 1} past the limit could not connect")
+            ok, _ = serve_round(abp, crowd, extra)
+            if not ok:
+                return  # refused busy, and judged so
+            still, _ = serve_round(abp, crowd, served)
+            if len(still) < len(served):  # the server closed some (idle?): no verdict
+                raise Inconclusive(f"{len(served) - len(still)} held connections were closed")
+            fail(
+                "ABP-CONN-8",
+                f"with {len(served)} connections open, connection {len(served) + 1} was served:"
+                f" the server was said to refuse past {limit} (--max-conns {limit})",
+            )
+
+    abp.attempts(attempt)
     abp.probe()
 
 
