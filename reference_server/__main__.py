@@ -52,7 +52,8 @@ EXIT_CANNOT_START = 1
 DEFAULT_DB = "abp-book.sqlite3"
 #: Descriptors the server needs besides its connections: stdio, the
 #: listening sockets, the event loop, the database and its WAL files, and
-#: refused connections lingering for their busy answer.
+#: the refused connections lingering for their busy answer (at most
+#: ``connection.MAX_LINGERING``).
 FD_SPARE = 64
 
 _EPILOG = f"""\

@@ -108,6 +108,11 @@ OUTBOX_LIMIT = 16384
 SEND_BUFFER = 32768
 #: How long a refused connection (ABP-CONN-8) may linger to read its answer.
 REFUSED_LINGER = 2.0
+#: How many refused connections may linger at once (each holds a descriptor,
+#: within the spare ones of ``__main__.FD_SPARE``); past it, a refused
+#: connection gets its busy line and is closed at once (a flood of connects
+#: past the limit costs no more descriptors than this).
+MAX_LINGERING = 32
 
 log = logging.getLogger("abp-server")
 
@@ -196,6 +201,9 @@ class Listener(Protocol):
 
     def forget(self, connection: Connection) -> None:
         """The connection is gone (whether it was admitted or refused)."""
+
+    def lingering(self) -> int:
+        """Refused connections not gone yet (this one included)."""
 
 
 class _Queued:
@@ -668,8 +676,8 @@ class Connection(asyncio.Protocol):
             log.info("Refused a connection from %s port %s: server busy", self.host, self._port)
         try:
             transport.write(self._protocol.send(_BUSY))
-            if not transport.can_write_eof():
-                self._close()
+            if not transport.can_write_eof() or self._listener.lingering() > MAX_LINGERING:
+                self._close()  # the busy line leaves first, then the FIN
                 return
             transport.write_eof()  # the client reads the answer, then we close
         except OSError:

@@ -106,6 +106,7 @@ class Server:
         self.active = 0  # admitted connections open now (refused ones excluded)
         self.accepted = 0  # admitted connections since start: the counter's N
         self.per_host: Counter[str] = Counter()  # admitted connections per address
+        self.refused = 0  # refused connections not gone yet (lingering for their answer)
         self._per_ip_limit = settings.per_ip_limit
         self._listener: asyncio.Server | None = None
         self._drained: asyncio.Event | None = None
@@ -179,6 +180,7 @@ class Server:
         """The connection's number, or None past a limit (ABP-CONN-8)."""
         self.connections.add(connection)
         if self.active >= self.settings.max_conns or self.per_host[host] >= self._per_ip_limit:
+            self.refused += 1
             return None
         self.active += 1
         self.accepted += 1
@@ -186,8 +188,12 @@ class Server:
         return self.accepted
 
     def forget(self, connection: Connection) -> None:
+        if connection not in self.connections:
+            return  # forgotten already
         self.connections.discard(connection)
-        if connection.admitted:
+        if not connection.admitted:
+            self.refused -= 1
+        else:
             self.active -= 1
             left = self.per_host[connection.host] - 1
             if left > 0:
@@ -196,6 +202,9 @@ class Server:
                 del self.per_host[connection.host]
         if self._drained is not None and not self.connections:
             self._drained.set()
+
+    def lingering(self) -> int:
+        return self.refused
 
     # --------------------------------------------------- the event loop
     def _on_loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from reference_server.connection import (
+    MAX_LINGERING,
     SLICE,
     TRANSITIONS,
     TURN_BUDGET,
@@ -241,6 +242,33 @@ def test_past_the_limit_refused_answers_busy_and_lingers(tmp_path: Path) -> None
         second.data_received(b"fnd:x\n")  # read and dropped
         assert transport.written == b"ERROR: Server busy\n"
         assert second.eof_received() is False  # let the transport close
+        assert bench.server.active == 1
+
+    run(tmp_path, scenario, max_conns=1)
+
+
+def test_refused_connections_linger_at_most_max_lingering_at_once(tmp_path: Path) -> None:
+    """A flood of connects past the limit: the first MAX_LINGERING refused
+    linger for their answer; the next get the busy line and are closed at
+    once, so the flood holds no more descriptors than that. One gone frees a
+    place to linger."""
+
+    async def scenario(bench: Bench) -> None:
+        bench.connect()
+        refused = [bench.connect(("127.0.0.1", 41000 + i)) for i in range(MAX_LINGERING + 2)]
+        lingering = [t for _, t in refused if t.eof_written and not t.closing]
+        closed = [t for _, t in refused if t.closing]
+        assert len(lingering) == MAX_LINGERING
+        assert len(closed) == 2
+        assert all(t.written == b"ERROR: Server busy\n" for _, t in refused)
+        await until(lambda: all(c.phase is Phase.CLOSED for c, _ in refused[-2:]))
+        assert bench.server.lingering() == MAX_LINGERING
+        first, transport = refused[0]
+        transport.close()  # the client read its answer and went
+        await until(lambda: first.phase is Phase.CLOSED)
+        _, again = bench.connect(("127.0.0.1", 42000))
+        assert again.eof_written
+        assert not again.closing  # a place to linger was free again
         assert bench.server.active == 1
 
     run(tmp_path, scenario, max_conns=1)
