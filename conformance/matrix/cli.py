@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import TextIO
 
 from conformance.matrix import reports
+from conformance.matrix.cells import Cell
 from conformance.matrix.config import ConfigError, check_programs, load
-from conformance.matrix.runner import CellResult, pairs_of, run_matrix
+from conformance.matrix.runner import pairs_of, run_matrix
 from conformance.reports.provenance import Provenance
 from protocol.program import EXIT_OK, EXIT_USAGE, ProgramParser, positive_int
 
@@ -124,7 +125,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     out.flush()
     lock = threading.Lock()
 
-    def progress(cell: CellResult) -> None:
+    def progress(cell: Cell) -> None:
         with lock:
             out.write(f"  {cell.client} x {cell.server}: {cell.passed}/{cell.total} ")
             out.write(f"({cell.duration:.1f}s)\n")

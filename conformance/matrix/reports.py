@@ -1,7 +1,8 @@
 """Showing the matrix: console, Markdown, JSON and one self-contained HTML page.
 
 One model for every view: the JSON document (``document``) a run writes is
-read back into a ``Dashboard`` (``Dashboard.from_document``), and several of
+read back into a ``Dashboard`` (``Dashboard.from_document``; its cells are
+``cells.Cell``, written and read by ``Cell.as_json``/``from_json``), and several of
 them, the shards of one matrix and any server ``conformance run`` reports,
 are joined by ``merge`` (``conformance report merge``). Every renderer draws a
 ``Dashboard``, so a merged page and a one-machine page look the same.
@@ -16,16 +17,14 @@ client sent, ``<<`` what the server answered, ``--`` events).
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 import shlex
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from conformance.matrix.cells import Cell, anchor_for
 from conformance.matrix.config import MatrixConfig
-from conformance.matrix.runner import CellResult
 from conformance.matrix.scenarios import SCENARIOS
 from conformance.reports import page
 from conformance.reports.html import card as run_card
@@ -42,60 +41,7 @@ class MergeError(ValueError):
     """Inputs that cannot be joined; the message (one line) says which and why."""
 
 
-def anchor_for(client: str, server: str) -> str:
-    """A stable id for a cell: ``cell-<client>--<server>``."""
-
-    def slug(name: str) -> str:  # no "--" inside: the separator stays unambiguous
-        text = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-        return text or hashlib.sha256(name.encode("utf-8", "replace")).hexdigest()[:8]
-
-    return f"cell-{slug(client)}--{slug(server)}"
-
-
-def anchor(cell: CellResult) -> str:
-    return anchor_for(cell.client, cell.server)
-
-
 # ------------------------------------------------------------------ the model
-
-
-@dataclass(frozen=True)
-class Scenario:
-    name: str
-    passed: bool
-    message: str
-    duration: float
-    transcript: str
-
-
-@dataclass(frozen=True)
-class Cell:
-    client: str
-    server: str
-    scenarios: tuple[Scenario, ...]
-    duration: float
-    source: str = ""  # the input file it came from (merged dashboards)
-
-    @property
-    def passed(self) -> int:
-        return sum(1 for s in self.scenarios if s.passed)
-
-    @property
-    def total(self) -> int:
-        return len(self.scenarios)
-
-    @property
-    def ok(self) -> bool:
-        return self.passed == self.total
-
-    @property
-    def anchor(self) -> str:
-        return anchor_for(self.client, self.server)
-
-    def failed(self, scenario: str) -> bool | None:
-        """Whether the scenario failed in this cell (None: it did not run here)."""
-        found = [s for s in self.scenarios if s.name == scenario]
-        return (not found[0].passed) if found else None
 
 
 @dataclass(frozen=True)
@@ -181,25 +127,7 @@ class Dashboard:
         if data.get("kind", KIND) != KIND or not isinstance(data.get("cells"), list):
             raise ValueError("not a matrix report (no cells)")
         try:
-            cells = [
-                Cell(
-                    str(c["client"]),
-                    str(c["server"]),
-                    tuple(
-                        Scenario(
-                            str(s["name"]),
-                            bool(s["passed"]),
-                            str(s.get("message", "")),
-                            float(s.get("duration", 0.0)),
-                            str(s.get("transcript", "")),
-                        )
-                        for s in c["scenarios"]
-                    ),
-                    float(c.get("duration", 0.0)),
-                    name,
-                )
-                for c in data["cells"]
-            ]
+            cells = [Cell.from_json(c, name) for c in data["cells"]]
             servers = [(str(s["name"]), _command(s["command"])) for s in data["servers"]]
             clients = [
                 (str(c["name"]), str(c["contract"]), _command(c["command"]))
@@ -237,7 +165,7 @@ def _command(words: object) -> str:
 
 def document(
     config: MatrixConfig,
-    cells: Sequence[CellResult],
+    cells: Sequence[Cell],
     duration: float,
     exit_code: int,
     *,
@@ -260,7 +188,7 @@ def document(
             for c in config.clients
         ],
         "scenarios": [{"name": s.name, "summary": s.summary} for s in SCENARIOS],
-        "cells": [dict(cell.as_json(), anchor=anchor(cell)) for cell in cells],
+        "cells": [cell.as_json() for cell in cells],
     }
 
 
@@ -278,28 +206,7 @@ def joined_document(d: Dashboard) -> dict[str, Any]:
         "servers": [{"name": n, "command": cmd} for n, cmd in d.servers],
         "clients": [{"name": n, "contract": k, "command": cmd} for n, k, cmd in d.clients],
         "scenarios": [{"name": n, "summary": s} for n, s in d.scenarios],
-        "cells": [
-            {
-                "client": c.client,
-                "server": c.server,
-                "passed": c.passed,
-                "total": c.total,
-                "duration": round(c.duration, 3),
-                "anchor": c.anchor,
-                "source": c.source,
-                "scenarios": [
-                    {
-                        "name": s.name,
-                        "passed": s.passed,
-                        "message": s.message,
-                        "duration": round(s.duration, 3),
-                        "transcript": s.transcript,
-                    }
-                    for s in c.scenarios
-                ],
-            }
-            for c in d.cells
-        ],
+        "cells": [c.as_json() for c in d.cells],
         "missing": [{"client": c, "server": s} for c, s in d.missing],
         "culprits": [
             {"role": c.role, "name": c.name, "scenario": c.scenario, "peers": c.peers}
@@ -329,7 +236,7 @@ def dumps(data: dict[str, Any]) -> str:
 
 def dashboard(
     config: MatrixConfig,
-    cells: Sequence[CellResult],
+    cells: Sequence[Cell],
     duration: float = 0.0,
     exit_code: int = 0,
     *,

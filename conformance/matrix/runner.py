@@ -13,65 +13,15 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any
 
 from conformance.harness.process import ServerProcess, ServerStartError, render, wait_until
 from conformance.harness.wire import Transcript
+from conformance.matrix.cells import Cell, ScenarioResult
 from conformance.matrix.config import ClientSpec, MatrixConfig, ServerSpec
 from conformance.matrix.relay import Relay
 from conformance.matrix.scenarios import ERROR, OK, SCENARIOS, InteropScenario, Step
 from conformance.suites.client.contracts import MENU_QUIT, menu_script
 from conformance.suites.client.launch import ClientRun, ClientStartError, LiveProcess, run_client
-
-
-@dataclass
-class ScenarioResult:
-    name: str
-    passed: bool
-    message: str = ""  # why it failed: the step, expected and actual
-    duration: float = 0.0
-    transcript: Transcript = field(default_factory=Transcript)
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "passed": self.passed,
-            "message": self.message,
-            "duration": round(self.duration, 3),
-            "transcript": self.transcript.render(),
-            "transcript_records": self.transcript.as_json(),
-        }
-
-
-@dataclass
-class CellResult:
-    client: str
-    server: str
-    scenarios: list[ScenarioResult]
-    duration: float = 0.0
-
-    @property
-    def passed(self) -> int:
-        return sum(1 for s in self.scenarios if s.passed)
-
-    @property
-    def total(self) -> int:
-        return len(self.scenarios)
-
-    @property
-    def ok(self) -> bool:
-        return self.passed == self.total
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "client": self.client,
-            "server": self.server,
-            "passed": self.passed,
-            "total": self.total,
-            "duration": round(self.duration, 3),
-            "scenarios": [s.as_json() for s in self.scenarios],
-        }
 
 
 class StepFailed(Exception):
@@ -178,21 +128,18 @@ def _run_live(
 
 
 def run_scenario(
-    spec: ClientSpec, relay: Relay, scenario: InteropScenario, timeout: float
-) -> ScenarioResult:
-    transcript = Transcript()
-    relay.use(transcript)
-    started = time.monotonic()
+    spec: ClientSpec, relay: Relay, scenario: InteropScenario, timeout: float, tr: Transcript
+) -> str | None:
+    """Run one scenario, the relay recording into ``tr``: why it failed (None: it passed)."""
+    relay.use(tr)
     try:
         if scenario.live and spec.contract == "menu":
-            _run_live(spec, relay, scenario, timeout, transcript)
+            _run_live(spec, relay, scenario, timeout, tr)
         else:
-            _run_steps(spec, relay, scenario, timeout, transcript)
+            _run_steps(spec, relay, scenario, timeout, tr)
     except (StepFailed, ClientStartError) as exc:
-        return ScenarioResult(
-            scenario.name, False, str(exc), time.monotonic() - started, transcript
-        )
-    return ScenarioResult(scenario.name, True, "", time.monotonic() - started, transcript)
+        return str(exc)
+    return None
 
 
 def run_cell(
@@ -200,9 +147,9 @@ def run_cell(
     server: ServerSpec,
     timeout: float,
     scenarios: Sequence[InteropScenario] = SCENARIOS,
-) -> CellResult:
+) -> Cell:
     started = time.monotonic()
-    results: list[ScenarioResult] = []
+    ran: list[tuple[str, bool, str, float, Transcript]] = []  # as ``ScenarioResult.recorded``
     with (
         tempfile.TemporaryDirectory(prefix="abp-matrix-") as tmpdir,
         contextlib.ExitStack() as stack,
@@ -213,17 +160,22 @@ def run_cell(
         try:
             process.start()
         except (ServerStartError, KeyError, ValueError) as exc:
-            why = f"the server did not start: {str(exc).splitlines()[0]}"
-            results = [ScenarioResult(s.name, False, why) for s in scenarios]
-            return CellResult(client.name, server.name, results, time.monotonic() - started)
+            dead = f"the server did not start: {str(exc).splitlines()[0]}"
+            results = tuple(ScenarioResult(s.name, False, dead) for s in scenarios)
+            return Cell(client.name, server.name, results, time.monotonic() - started)
         with Relay(process.address, host=process.host) as relay:
             for scenario in scenarios:
-                result = run_scenario(client, relay, scenario, timeout)
-                if not process.running:
-                    result.passed = False
-                    result.message = "; ".join(filter(None, [result.message, _died(process)]))
-                results.append(result)
-    return CellResult(client.name, server.name, results, time.monotonic() - started)
+                transcript = Transcript()
+                began = time.monotonic()
+                why = run_scenario(client, relay, scenario, timeout, transcript)
+                took = time.monotonic() - began
+                if not process.running:  # then no scenario passes
+                    why = "; ".join(filter(None, [why, _died(process)]))
+                ran.append((scenario.name, why is None, why or "", took, transcript))
+    # the relay has stopped: what it saw after a scenario ended (a close, a
+    # reset) is in that scenario's transcript too
+    results = tuple(ScenarioResult.recorded(*one) for one in ran)
+    return Cell(client.name, server.name, results, time.monotonic() - started)
 
 
 def _died(process: ServerProcess) -> str:
@@ -250,15 +202,15 @@ def run_matrix(
     config: MatrixConfig,
     *,
     workers: int = 2,
-    on_cell: Callable[[CellResult], None] | None = None,
+    on_cell: Callable[[Cell], None] | None = None,
     scenarios: Sequence[InteropScenario] = SCENARIOS,
     shard: tuple[int, int] | None = None,
-) -> list[CellResult]:
+) -> list[Cell]:
     """Every (client, server) cell of the shard, in config order; pairs run
     ``workers`` at a time."""
     pairs = pairs_of(config, shard)
 
-    def one(pair: tuple[ClientSpec, ServerSpec]) -> CellResult:
+    def one(pair: tuple[ClientSpec, ServerSpec]) -> Cell:
         cell = run_cell(pair[0], pair[1], config.timeout, scenarios)
         if on_cell is not None:
             on_cell(cell)
