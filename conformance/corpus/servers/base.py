@@ -140,7 +140,10 @@ class Server:
             if self.closes_after(peer, response):
                 keep_open = False
                 break
-        await peer.writer.drain()
+        try:  # a client that takes none of its answers is idle (ABP-CONN-7)
+            await asyncio.wait_for(peer.writer.drain(), self.idle_timeout)
+        except asyncio.TimeoutError:
+            return False  # closed: what it holds still leaves, then the end of stream
         return keep_open
 
     async def respond(self, peer: Peer, event: ServerEvent) -> Response | None:
