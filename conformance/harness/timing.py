@@ -58,7 +58,7 @@ SEND_SLICE = 0.05
 PROBE_QUIET = 0.5
 
 #: The idle timeout given to the embedded reference server (``conformance run``
-#: with no target), so that its idle-timeout test (ABP-CONN-8) takes a second.
+#: with no target), so that its idle-timeout test (ABP-CONN-7) takes a second.
 EMBEDDED_IDLE_TIMEOUT = 1.0
 
 # -- budgets (each used as ``budget(VALUE, timeout)``)
@@ -80,7 +80,7 @@ TLS_HANDSHAKE = 0.01
 FLOOD = 1.0
 #: How long a server may take to send something nobody asked for (ABP-TRANSPORT).
 UNSOLICITED = 0.2
-#: How long past its idle timeout a server may take to close (ABP-CONN-8).
+#: How long past its idle timeout a server may take to close (ABP-CONN-7).
 IDLE_GRACE = 2.0
 #: A first look at a client that stopped reading, this long past the idle
 #: timeout (ABP-CONN-7): most servers have closed by then. Looking means
