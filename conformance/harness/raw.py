@@ -13,8 +13,11 @@ tutorial's servers answer with no LF), not a wait for the full timeout.
 
 from __future__ import annotations
 
+import math
+import select
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from conformance.harness.lines import CLOSE, LF, TIMEOUT, LineBuffer
 from conformance.harness.timing import (
@@ -39,6 +42,31 @@ class Inconclusive(Exception):
     """This machine paused so long between two pieces of a request that the
     server may lawfully have taken the first piece for a whole request
     (ABP-FRAME-6): the attempt proves nothing and is repeated."""
+
+
+#: What ``RawConnection.drain`` keeps of what it reads: the last bytes only.
+DRAIN_TAIL = 512
+#: What ``RawConnection.hung_up`` waits for: the peer reset the connection
+#: (POLLERR, POLLHUP) or ended its stream (POLLRDHUP, where the system has it).
+HANGUP = select.POLLERR | select.POLLHUP | getattr(select, "POLLRDHUP", 0)
+
+#: How a drain ended: end of stream, reset, silence, or its deadline.
+EOF_, RESET, QUIET, DEADLINE = "end of stream", "reset", "silence", "deadline"
+
+
+@dataclass(frozen=True)
+class Drained:
+    """What ``RawConnection.drain`` read: how many bytes, not the bytes."""
+
+    count: int
+    ended_by: str  # EOF_, RESET, QUIET or DEADLINE
+    seconds: float
+    tail: bytes  # the last DRAIN_TAIL bytes
+
+    @property
+    def closed(self) -> bool:
+        """The server closed the connection: an end of stream, or a reset."""
+        return self.ended_by in (EOF_, RESET)
 
 
 class RawConnection:
@@ -167,6 +195,71 @@ class RawConnection:
             except WireClosed:
                 break
         return bytes(self.lines.buffer[start:])
+
+    def hung_up(self, timeout: float) -> bool:
+        """True when the server resets the connection or ends its stream
+        within ``timeout``, seen without reading a byte (``poll``): for a
+        client that does not read. An end of stream queued behind bytes the
+        client has not read is not seen here; ``drain`` sees it."""
+        sock = self.wire.sock
+        if sock is None:
+            raise WireClosed("not connected")
+        poller = select.poll()
+        poller.register(sock.fileno(), HANGUP)
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            events = poller.poll(math.ceil(remaining * 1000))
+            if any(mask & HANGUP for _, mask in events):
+                self.wire.transcript.note(self.name, "hung up (seen without reading)")
+                return True
+        return False
+
+    def drain(self, quiet: float, timeout: float) -> Drained:
+        """Read and count what arrives, keeping only the last ``DRAIN_TAIL``
+        bytes, until the end of stream, a reset, ``quiet`` seconds with no
+        byte, or ``timeout`` seconds in all. Bytes already buffered count too.
+        The transcript gets one record for the whole drain, not every byte."""
+        sock = self.wire.sock
+        if sock is None:
+            raise WireClosed("not connected")
+        started = time.monotonic()
+        deadline = started + timeout
+        count = len(self.lines.buffer)
+        tail = bytearray(self.lines.take()[-DRAIN_TAIL:])
+        chunk = bytearray(65536)
+        last = started
+        ended_by = EOF_ if self.lines.eof else ""
+        while not ended_by:
+            now = time.monotonic()
+            wait = min(deadline, last + quiet) - now
+            if wait <= 0:
+                ended_by = DEADLINE if now >= deadline else QUIET
+                break
+            sock.settimeout(wait)
+            try:
+                size = sock.recv_into(chunk)
+            except TimeoutError:
+                continue
+            except OSError:  # ssl.SSLError included: a TLS session ended badly
+                ended_by = RESET
+                break
+            if not size:
+                ended_by = EOF_
+                break
+            count += size
+            last = time.monotonic()
+            tail += chunk[:size]
+            del tail[:-DRAIN_TAIL]
+        self.lines.eof = self.lines.eof or ended_by in (EOF_, RESET)
+        drained = Drained(count, ended_by, time.monotonic() - started, bytes(tail))
+        self.wire.transcript.add(
+            self.name,
+            "<<",
+            drained.tail,
+            f"drained {count} bytes in {drained.seconds:.2f}s, then {ended_by}; "
+            f"the last {len(drained.tail)} shown",
+        )
+        return drained
 
     def is_closed(self, timeout: float) -> bool:
         """True when the server closes within ``timeout`` (data before it is kept)."""

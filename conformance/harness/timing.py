@@ -58,7 +58,7 @@ SEND_SLICE = 0.05
 PROBE_QUIET = 0.5
 
 #: The idle timeout given to the embedded reference server (``conformance run``
-#: with no target), so that its idle-timeout test (ABP-CONN-8) takes a second.
+#: with no target), so that its idle-timeout test (ABP-CONN-7) takes a second.
 EMBEDDED_IDLE_TIMEOUT = 1.0
 
 # -- budgets (each used as ``budget(VALUE, timeout)``)
@@ -80,8 +80,21 @@ TLS_HANDSHAKE = 0.01
 FLOOD = 1.0
 #: How long a server may take to send something nobody asked for (ABP-TRANSPORT).
 UNSOLICITED = 0.2
-#: How long past its idle timeout a server may take to close (ABP-CONN-8).
+#: How long past its idle timeout a server may take to close (ABP-CONN-7).
 IDLE_GRACE = 2.0
+#: A first look at a client that stopped reading, this long past the idle
+#: timeout (ABP-CONN-7): most servers have closed by then. Looking means
+#: reading, which is activity: a connection still open is given the whole
+#: ``IDLE_GRACE`` on a second try.
+IDLE_EARLY = 0.5
+#: Reading what a server held for a client that stopped reading (ABP-CONN-7):
+#: how long the bytes may stop coming before the connection counts as still
+#: open. A server that closed queued its end of stream behind its last byte,
+#: so it comes at once: this is margin for a busy machine.
+IDLE_DRAIN_QUIET = 0.5
+#: ... and how long the whole read may take (megabytes: a tenth of a second
+#: on loopback).
+IDLE_DRAIN = 5.0
 #: How long the connections of a client under test may take to show closed
 #: at the client suite's scripted server once the client has exited (ABP-CONN-9).
 CLIENT_CLOSE = 2.0

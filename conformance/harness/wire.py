@@ -133,11 +133,15 @@ class Wire:
         self.timeout = timeout
         self.transcript = transcript if transcript is not None else Transcript()
         self.sock: socket.socket | None = None
+        #: SO_RCVBUF set before connecting (None: the system's): a small one
+        #: keeps the window offered to the server small for the whole
+        #: connection, as the window scale is chosen from it in the SYN.
+        self.recv_buffer: int | None = None
 
     # -- connection
     def connect(self) -> Wire:
         try:
-            self.sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+            self.sock = self._open()
         except OSError as exc:
             self.transcript.note(self.name, f"connect to {self.host}:{self.port} failed: {exc}")
             raise WireError(f"cannot connect to {self.host}:{self.port}: {exc}") from None
@@ -146,6 +150,27 @@ class Wire:
         if self.tls is not None:
             self._handshake(self.tls)
         return self
+
+    def _open(self) -> socket.socket:
+        """A connected TCP socket (``socket.create_connection``, with
+        ``recv_buffer`` set before the SYN when given)."""
+        if self.recv_buffer is None:
+            return socket.create_connection((self.host, self.port), timeout=self.timeout)
+        error: OSError = OSError(f"no address for {self.host}")
+        for family, kind, proto, _, address in socket.getaddrinfo(
+            self.host, self.port, type=socket.SOCK_STREAM
+        ):
+            sock = socket.socket(family, kind, proto)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.recv_buffer)
+                sock.settimeout(self.timeout)
+                sock.connect(address)
+            except OSError as exc:
+                sock.close()
+                error = exc
+                continue
+            return sock
+        raise error
 
     def _handshake(self, settings: tls_.TlsSettings) -> None:
         try:

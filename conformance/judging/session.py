@@ -285,13 +285,17 @@ class ServerSession:
         connect_timeout: float | None = None,
         connect: bool = True,
         tls: TlsSettings | Literal["target"] | None = "target",
+        recv_buffer: int | None = None,
     ) -> RawConnection:
         """A new line-framed connection for raw bytes; a failed connect fails
         ``requirement``. ``connect=False`` leaves connecting to the test
         (``conn.wire.connect()``), say from its own threads. ``tls``: the
-        target's TLS settings, or others (None: plain TCP, even to a TLS port)."""
+        target's TLS settings, or others (None: plain TCP, even to a TLS port).
+        ``recv_buffer``: SO_RCVBUF set before connecting (a small TCP window
+        for the whole connection: a client that reads slowly, or not at all)."""
         host, port = address or (self.target.host, self.target.port)
         wire = self._wire(host, port, self.target.tls if tls == "target" else tls)
+        wire.recv_buffer = recv_buffer
         self._wires.append(wire)
         conn = RawConnection(wire, stall=self.target.stall, margin=self.target.trickle_margin)
         if not connect:

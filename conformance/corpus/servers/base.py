@@ -8,7 +8,7 @@ hands out each line's raw bytes, which is what the defects need to get at;
 the ABP service then decodes the line itself.
 
 Every step a defect may break is one small method (``connected``, ``framer``, ``received``,
-``at_half_close``, ``answered``, ``decode``, ``refuse``, ``execute``,
+``at_half_close``, ``answered``, ``decode``, ``refuse``, ``execute``, ``flush``,
 ``encode``, ``closes_after``, ``number``, ``handle``): a defect in
 ``defects.py`` is a subclass overriding exactly one of them.
 """
@@ -140,8 +140,7 @@ class Server:
             if self.closes_after(peer, response):
                 keep_open = False
                 break
-        await peer.writer.drain()
-        return keep_open
+        return await self.flush(peer) and keep_open
 
     async def respond(self, peer: Peer, event: ServerEvent) -> Response | None:
         """The answer to one framed line; None drops the connection unanswered."""
@@ -194,6 +193,16 @@ class Server:
         assert isinstance(request, Find)
         entry = book.get(request.name)
         return no_entry(request.name) if entry is None else Ok(entry)
+
+    async def flush(self, peer: Peer) -> bool:
+        """Wait until the answers written have left; False when the client took
+        none of them for the idle timeout: it is idle (ABP-CONN-7), and its
+        connection is closed (what it holds still leaves, then the end of stream)."""
+        try:
+            await asyncio.wait_for(peer.writer.drain(), self.idle_timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
 
     def encode(self, peer: Peer, response: Response) -> bytes:
         return encode_response(response)

@@ -110,6 +110,19 @@ class NeverIdlesOut(Server):
         await super().converse(peer, reader)
 
 
+@defect(
+    "keeps-stalled-readers",
+    "a client that floods and then stops reading keeps its connection forever "
+    "(only a silent read times out)",
+    "ABP-CONN-7",
+    should=True,
+)
+class KeepsStalledReaders(Server):
+    async def flush(self, peer: Peer) -> bool:
+        await peer.writer.drain()  # no bound: waits as long as the client does not read
+        return True
+
+
 # --------------------------------------------------------------- durability
 
 

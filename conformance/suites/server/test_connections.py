@@ -8,17 +8,28 @@ client at a time fails here within ``abp.target.holdup_bound`` seconds, not a ti
 
 from __future__ import annotations
 
+import math
 import socket
 import time
+from dataclasses import dataclass
 
 import pytest
 
 from conformance.harness.crowd import Crowd, Member
-from conformance.harness.raw import Inconclusive
-from conformance.harness.timing import CROWD_CONNECT, FLOOD, IDLE_GRACE, SETTLE, budget
+from conformance.harness.raw import DEADLINE, Drained, Inconclusive
+from conformance.harness.timing import (
+    CROWD_CONNECT,
+    FLOOD,
+    IDLE_DRAIN,
+    IDLE_DRAIN_QUIET,
+    IDLE_EARLY,
+    IDLE_GRACE,
+    SETTLE,
+    budget,
+)
 from conformance.judging.session import ANY_OK, Expected, ServerSession, decode, refusal, wire_form
 from conformance.judging.verdict import fail
-from protocol import Add, Error, Find, Ok, Remove, Request, ServerBusy
+from protocol import MAX_REQUEST_LINE, Add, Error, Find, Ok, Remove, Request, ServerBusy
 from protocol.codec import (
     INVALID_UTF8,
     MALFORMED_REQUEST,
@@ -587,3 +598,112 @@ def test_idle_connection_is_closed_after_the_idle_timeout(abp: ServerSession) ->
                 "ABP-CONN-7",
                 f"{what} was still open {wait:g}s after its last byte (idle timeout {idle:g}s)",
             )
+
+
+#: The client that stops reading (below) asks for this many bytes of answers:
+#: more than the socket buffers of both sides hold (Linux autotunes a
+#: loopback send buffer up to 4 MB), so that some stay with the server.
+UNREAD_ANSWERS = 8 * 2**20
+#: Its SO_RCVBUF, set before it connects: the window it offers the server
+#: stays a few kilobytes (the window scale is chosen in the SYN).
+UNREAD_RCVBUF = 4096
+#: ... raised to this to read what the server held: 8 MB then take a tenth
+#: of a second on loopback.
+DRAIN_RCVBUF = 4 * 2**20
+#: The longest idle timeout (s) for which a first, early look is taken: two
+#: looks take two idle timeouts, and past this they could outlast the test's
+#: hard deadline (``timing.hard_deadline``); one look, after the grace, then.
+EARLY_LOOK_UP_TO = LONGEST_IDLE_TO_OUTLIVE
+
+
+@dataclass(frozen=True)
+class Stalled:
+    """One client that flooded and stopped reading, and what became of it."""
+
+    sent: int  # lookups sent
+    waited: float  # seconds from the flood to the look
+    drained: Drained | None  # None: reset or ended before any read
+
+
+def stall(abp: ServerSession, request: bytes, asked: int, grace: float) -> Stalled:
+    """A new client sends ``asked`` copies of ``request`` and then neither
+    sends nor reads for the idle timeout and ``grace``; then it looks for a
+    reset without reading and, if none came, reads what the server held for
+    it, counting bytes, until the end of stream, a reset or a silence."""
+    timeout, idle = abp.target.timeout, abp.target.idle_timeout
+    assert idle is not None
+    conn = abp.raw("ABP-CONN-7", recv_buffer=UNREAD_RCVBUF)
+    sent = conn.send_some(request * asked, budget(FLOOD, timeout)) // len(request)
+    stopped = time.monotonic()
+    abp.transcript.note(
+        conn.name, f"{sent} lookups sent; from now on this client sends nothing and reads nothing"
+    )
+    wait = idle + grace
+    if conn.hung_up(wait):
+        abp.transcript.note(conn.name, f"closed {time.monotonic() - stopped:.2f}s after the flood")
+        return Stalled(sent, wait, None)
+    sock = conn.wire.sock
+    assert sock is not None
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, DRAIN_RCVBUF)
+    drained = conn.drain(budget(IDLE_DRAIN_QUIET, timeout), budget(IDLE_DRAIN, timeout))
+    conn.close()
+    return Stalled(sent, wait, drained)
+
+
+@pytest.mark.requirement("ABP-CONN-7")
+def test_client_that_stops_reading_is_closed_after_the_idle_timeout(abp: ServerSession) -> None:
+    """ABP-CONN-7: "A server SHOULD close a connection that has been idle for
+    longer than its idle timeout (configurable). A connection is idle while
+    its client sends nothing and takes none of the answers waiting for it: a
+    client that stops reading does not keep its connection busy."
+    A client asks, in one write, for megabytes of 4 KB answers, then neither
+    sends nor reads (found by a mutant of the reference server that kept
+    such a connection for ever). The server may close it by a reset, seen
+    at once without reading, or by an end of stream queued behind what it
+    still holds, seen only by reading that: so once the idle timeout is
+    over, the client reads, counting bytes, until the end of stream or a
+    reset (closed), or until the answers stop coming with no close (not
+    closed). Reading is activity: a first look comes soon after the idle
+    timeout; a connection still open then proves nothing yet, and a second
+    client does it all again and looks only after the whole grace
+    (IDLE_GRACE; only that look past EARLY_LOOK_UP_TO). Needs --idle-timeout;
+    line framing."""
+    timeout, idle = abp.target.timeout, abp.target.idle_timeout
+    if idle is None:
+        pytest.skip("needs the server's idle timeout: --idle-timeout S")
+    if abp.target.legacy:
+        pytest.skip("pipelines requests, which needs line framing (the target: --framing legacy)")
+    name = abp.name("unread")
+    entry = "u" * (MAX_REQUEST_LINE - len(line_content(encode_request(Add(name, "")))))
+    abp.expect(
+        "ABP-CONN-7", Add(name, entry), ANY_OK, f"add of a {len(entry)}-byte entry", by="meaning"
+    )
+    request = encode_request(Find(name))
+    answer = len(encode_response(Ok(entry)))
+    asked = math.ceil(UNREAD_ANSWERS / answer)
+    if idle <= EARLY_LOOK_UP_TO:
+        early = stall(abp, request, asked, budget(IDLE_EARLY, timeout))
+        if early.drained is None or early.drained.closed:
+            return
+        abp.transcript.note(
+            "--", "not closed at the first look: once more, looking after the grace"
+        )
+    late = stall(abp, request, asked, budget(IDLE_GRACE, timeout))
+    drained = late.drained
+    if drained is None or drained.closed:
+        return
+    if drained.ended_by == DEADLINE:
+        pytest.skip(
+            f"the answers were still coming {drained.seconds:.1f}s after the client began to "
+            f"read them ({drained.count} bytes so far): whether a close waits behind them "
+            "cannot be told in time"
+        )
+    fail(
+        "ABP-CONN-7",
+        f"a client that sent {late.sent} lookups (answers of {answer} bytes) and then neither "
+        f"sent nor read was not closed within {late.waited:g}s (idle timeout {idle:g}s): no "
+        f"reset by then, and reading then brought {drained.count} bytes of answers and no "
+        f"end of stream ({budget(IDLE_DRAIN_QUIET, timeout):g}s of silence after them)",
+        expected="a reset, or an end of stream after the answers the server still held",
+        actual=drained.tail,
+    )
