@@ -82,7 +82,7 @@ def test_the_whole_suite_passes_over_tls(spawn_server: SpawnServer, tmp_path: Pa
     text = report.read_text()
     assert text.count("TLS session: TLSv1.") > 100  # every connection is TLS
     reasons = {str(t["skip_reason"]) for t in tests if t["outcome"] == "SKIP"}
-    expected = ("TLS has no half-close", "--tls-client-auth", "--server-cmd")
+    expected = ("TLS has no half-close", "--tls-client-auth", "--server-cmd", "--max-conns")
     assert all(any(why in reason for why in expected) for reason in reasons), reasons
 
 
