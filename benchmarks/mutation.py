@@ -27,7 +27,9 @@ What it does:
 
 The test command cosmic-ray runs is ``python benchmarks/mutation.py suite``:
 the conformance suite, ``--strict``, told the server's idle timeout, against
-the scratch tree's server started by ``--server-cmd`` (see ``suite_argv``).
+the scratch tree's server started by ``--server-cmd``, told its connection
+limit; then the limit test alone, the server given a per-address limit under
+the global one (see ``suite_argvs``).
 A mutant counts as killed when that exits non-zero or times out.
 
 ``--only KEY`` re-runs chosen mutants (a key is ``path:operator:occurrence``
@@ -61,6 +63,9 @@ IDLE_TIMEOUT = 2.0
 #: suite (``--max-conns``): above the 100 that ABP-CONN-4 demands and below
 #: the suite's crowd of 200, so that refusals (ABP-CONN-8) happen.
 MAX_CONNS = 150
+#: The per-address limit of the second run (the limit test alone): under the
+#: global one, so that a mutant of the per-address count is seen too.
+PER_IP = 140
 SUITE_SEED = 1
 #: Bound on the scratch suite run that checks the unmutated tree.
 BASELINE_TIMEOUT = 300.0
@@ -103,47 +108,45 @@ NAMED = (
 )
 
 
-def suite_argv(python: str) -> list[str]:
-    """The test command: the conformance suite against the tree's server."""
-    server = (
+def server_command(python: str, per_ip: int) -> str:
+    return (
         f"{python} -m reference_server --port {{port}} --db {{tmpdir}}/book.sqlite3"
-        f" --idle-timeout {IDLE_TIMEOUT:g} --max-conns {MAX_CONNS} --max-conns-per-ip {MAX_CONNS}"
+        f" --idle-timeout {IDLE_TIMEOUT:g} --max-conns {MAX_CONNS} --max-conns-per-ip {per_ip}"
     )
+
+
+def suite_argvs(python: str) -> list[list[str]]:
+    """The test command: the whole conformance suite against the tree's server
+    (one address may use every slot: the global limit is what it meets); then
+    the limit test alone, with a per-address limit under the global one (what
+    one address meets is then the per-address limit)."""
+    common = [python, "-m", "conformance", "run", "--idle-timeout", f"{IDLE_TIMEOUT:g}",
+              "--strict", "-n", "1", "--seed", str(SUITE_SEED)]  # fmt: skip
     return [
-        python,
-        "-m",
-        "conformance",
-        "run",
-        "--server-cmd",
-        server,
-        "--idle-timeout",
-        f"{IDLE_TIMEOUT:g}",
-        "--max-conns",
-        str(MAX_CONNS),
-        "--strict",
-        "-n",
-        "1",
-        "--seed",
-        str(SUITE_SEED),
-    ]
+        [*common, "--server-cmd", server_command(python, MAX_CONNS),
+         "--max-conns", str(MAX_CONNS)],
+        [*common, "--server-cmd", server_command(python, PER_IP), "--max-conns", str(PER_IP),
+         "--requirement", "ABP-CONN-8"],
+    ]  # fmt: skip
 
 
 def run_suite(tree: Path, timeout: float | None = None) -> tuple[int, str]:
-    """Run the suite with ``tree`` first on the import path; (exit status, output)."""
+    """Run the suite with ``tree`` first on the import path; (exit status, output):
+    the first run that fails, else the last."""
     env = dict(os.environ, PYTHONPATH=str(tree), PYTHONDONTWRITEBYTECODE="1")
-    try:
-        done = subprocess.run(
-            suite_argv(sys.executable),
-            cwd=tree,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return -1, "timeout"
-    return done.returncode, done.stdout + done.stderr
+    status, output = 0, ""
+    for argv in suite_argvs(sys.executable):
+        try:
+            done = subprocess.run(
+                argv, cwd=tree, env=env, capture_output=True, text=True, timeout=timeout,
+                check=False,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            return -1, "timeout"
+        status, output = done.returncode, done.stdout + done.stderr
+        if status != 0:
+            break
+    return status, output
 
 
 def failed_requirements(output: str) -> list[str]:
@@ -383,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     outcomes = [row["outcome"] for row in rows + named]
     summary = {
         "sha": sha,
-        "command": suite_argv("python"),
+        "commands": suite_argvs("python"),
         "sample": args.sample,
         "seed": args.seed,
         "only": sorted(only),

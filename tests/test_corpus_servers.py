@@ -80,7 +80,10 @@ def suite(tmp_path: Path, *args: str) -> SuiteRun:
 #: The only tests that may skip in a clean pass: the TLS profile (section 9)
 #: over plain TCP, and the limit test of a server with no connection limit.
 TLS_ONLY = "conformance/suites/server/test_tls.py::"
-NO_LIMIT = "conformance/suites/server/test_connections.py::test_a_connection_past_the_limit_is_refused_busy"
+NO_LIMIT = (
+    "conformance/suites/server/test_connections.py::"
+    "test_a_connection_past_the_limit_is_refused_busy"
+)
 
 
 def assert_clean_pass(run: SuiteRun) -> None:
