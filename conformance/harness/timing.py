@@ -78,6 +78,10 @@ CROWD_CONNECT = 0.5
 TLS_HANDSHAKE = 0.01
 #: How long a client that stops reading keeps sending its flood (ABP-CONN-5).
 FLOOD = 1.0
+#: How long a client leaves its answers unread before it reads again
+#: (ABP-CONN-1): long enough for the server to fill the sockets and pause its
+#: writes; never more than half the server's idle timeout, when known.
+READING_PAUSE = 0.5
 #: How long a server may take to send something nobody asked for (ABP-TRANSPORT).
 UNSOLICITED = 0.2
 #: How long past its idle timeout a server may take to close (ABP-CONN-7).

@@ -54,6 +54,15 @@ class Writer(Protocol):
     async def drain(self) -> None: ...
 
 
+def unsent(writer: Writer) -> int:
+    """Bytes ``writer`` holds that the client has not taken yet."""
+    held = getattr(writer, "unsent", None)
+    if callable(held):
+        return int(held())
+    transport = getattr(writer, "transport", None)
+    return int(transport.get_write_buffer_size()) if transport is not None else 0
+
+
 @dataclass(eq=False)  # hashed by identity: peers live in a set
 class Peer:
     """One client connection: its number (the counter's N) and its framer."""
@@ -197,12 +206,19 @@ class Server:
     async def flush(self, peer: Peer) -> bool:
         """Wait until the answers written have left; False when the client took
         none of them for the idle timeout: it is idle (ABP-CONN-7), and its
-        connection is closed (what it holds still leaves, then the end of stream)."""
-        try:
-            await asyncio.wait_for(peer.writer.drain(), self.idle_timeout)
-        except asyncio.TimeoutError:
-            return False
-        return True
+        connection is closed (what it holds still leaves, then the end of
+        stream). A client that takes some, however slowly, is not idle."""
+        held = unsent(peer.writer)
+        while True:
+            try:
+                await asyncio.wait_for(peer.writer.drain(), self.idle_timeout)
+            except asyncio.TimeoutError:
+                now = unsent(peer.writer)
+                if now >= held:
+                    return False
+                held = now
+            else:
+                return True
 
     def encode(self, peer: Peer, response: Response) -> bytes:
         return encode_response(response)

@@ -168,10 +168,14 @@ class OneByteWriter:
     def write(self, data: bytes) -> None:
         self.pending += data
 
+    def unsent(self) -> int:
+        """Bytes not handed to the socket yet, and the socket's own backlog."""
+        return len(self.pending) + self.writer.transport.get_write_buffer_size()
+
     async def drain(self) -> None:
-        data, self.pending = bytes(self.pending), bytearray()
-        for i in range(len(data)):
-            self.writer.write(data[i : i + 1])
+        while self.pending:
+            self.writer.write(bytes(self.pending[:1]))
+            del self.pending[:1]
             await self.writer.drain()
             await asyncio.sleep(0)  # let the byte leave on its own
 

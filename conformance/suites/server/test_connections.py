@@ -24,6 +24,7 @@ from conformance.harness.timing import (
     IDLE_DRAIN_QUIET,
     IDLE_EARLY,
     IDLE_GRACE,
+    READING_PAUSE,
     SETTLE,
     budget,
 )
@@ -63,6 +64,39 @@ def test_connection_carries_many_requests(abp: ServerSession) -> None:
             "ABP-CONN-1", Add(name, f"v{i}"), ANY_OK, f"add #{i + 1}", conn=conn, by="meaning"
         )
         abp.expect("ABP-CONN-1", Find(name), Ok(f"v{i}"), f"fnd #{i + 1}", conn=conn, by="meaning")
+
+
+#: Answers a client leaves unread for a moment: 60 of a 4000-byte entry, more
+#: than its small window (``UNREAD_RCVBUF``) and the server's socket hold.
+PAUSED_ANSWERS = 60
+
+
+@pytest.mark.requirement("ABP-CONN-1")
+def test_connection_carries_requests_after_its_client_paused_reading(
+    abp: ServerSession,
+) -> None:
+    """ABP-CONN-1: "A connection MUST carry any number of requests, one after
+    the other, until the client closes it." A client asks for more answers
+    than the sockets hold, leaves them unread for a moment (the server has to
+    pause its writes), reads them all, then asks again: that request is
+    answered too (found by a mutant of the reference server that never read
+    from such a connection again)."""
+    if abp.target.legacy:
+        pytest.skip("pipelines requests, which needs line framing (the target: --framing legacy)")
+    idle = abp.target.idle_timeout
+    pause = READING_PAUSE if idle is None else min(READING_PAUSE, idle / 2)
+    name = abp.name("paused")
+    entry = "p" * 4000
+    abp.expect("ABP-CONN-1", Add(name, entry), ANY_OK, "add of a 4000-byte entry", by="meaning")
+    conn = abp.raw("ABP-CONN-1", recv_buffer=UNREAD_RCVBUF)
+    conn.send(encode_request(Find(name)) * PAUSED_ANSWERS, f"{PAUSED_ANSWERS} lookups")
+    abp.transcript.note(conn.name, f"reads nothing for {pause:g}s")
+    if conn.hung_up(pause):
+        fail("ABP-CONN-1", f"the server closed the connection while its client paused {pause:g}s")
+    abp.expect_lines(
+        "ABP-CONN-1", conn, [Ok(entry)] * PAUSED_ANSWERS, "the answers read after the pause"
+    )
+    abp.expect("ABP-CONN-1", Find(name), Ok(entry), "a request after that", conn=conn, by="meaning")
 
 
 # ---------------------------------------------------------------- ABP-CONN-2
@@ -605,6 +639,49 @@ def test_idle_connection_is_closed_after_the_idle_timeout(abp: ServerSession) ->
                 "ABP-CONN-7",
                 f"{what} was still open {wait:g}s after its last byte (idle timeout {idle:g}s)",
             )
+
+
+#: Requests a busy connection keeps in flight (ABP-CONN-7, below): changes,
+#: so that the server holds work for it whenever its idle timer fires.
+BUSY_BATCH = 50
+
+
+@pytest.mark.requirement("ABP-CONN-7")
+def test_connection_busy_then_silent_is_closed_after_the_idle_timeout(
+    abp: ServerSession,
+) -> None:
+    """ABP-CONN-7: "A server SHOULD close a connection that has been idle for
+    longer than its idle timeout (configurable)." A connection kept busy for
+    one and a half idle timeouts (batches of pipelined changes, the next sent
+    before the answers to the last are read), then silent, is closed one idle
+    timeout after it went silent (found by a mutant of the reference server
+    that lost the idle timer of a connection once it fired while busy).
+    Needs --idle-timeout; line framing."""
+    idle = abp.target.idle_timeout
+    if idle is None:
+        pytest.skip("needs the server's idle timeout: --idle-timeout S")
+    if idle > LONGEST_IDLE_TO_OUTLIVE:
+        pytest.skip(f"an idle timeout over {LONGEST_IDLE_TO_OUTLIVE:g}s takes too long to outlive")
+    if abp.target.legacy:
+        pytest.skip("pipelines requests, which needs line framing (the target: --framing legacy)")
+    name = abp.name("busy")
+    conn = abp.raw("ABP-CONN-7")
+    batch = b"".join(encode_request(Add(name, f"v{i}")) for i in range(BUSY_BATCH))
+    answers = [ANY_OK] * BUSY_BATCH
+    started = time.monotonic()
+    conn.send(batch, f"{BUSY_BATCH} changes")
+    while time.monotonic() - started < 1.5 * idle:
+        conn.send(batch, f"{BUSY_BATCH} changes, before the answers to the last")
+        abp.expect_lines("ABP-CONN-7", conn, answers, "a batch of changes")
+    abp.expect_lines("ABP-CONN-7", conn, answers, "the last batch")
+    abp.transcript.note(conn.name, f"busy {time.monotonic() - started:.1f}s; silent from now on")
+    wait = idle + budget(IDLE_GRACE, abp.target.timeout)
+    if not conn.is_closed(wait):
+        fail(
+            "ABP-CONN-7",
+            f"a connection busy for {1.5 * idle:g}s, then silent, was still open {wait:g}s later"
+            f" (idle timeout {idle:g}s)",
+        )
 
 
 #: The client that stops reading (below) asks for this many bytes of answers:
