@@ -391,9 +391,9 @@ class Connection(asyncio.Protocol):
         events = self._protocol.receive_data(data, now)
         if data[-1] == 0x0A:  # ends with LF: no line is unfinished
             self._line_started = None
-        elif self._line_started is None:
+        elif self._line_started is None or 0x0A in data:  # a line began in this chunk
             self._line_started = now
-            self._arm_line_timer()
+            self._arm_line_timer()  # a timer armed for an earlier line re-arms when due
         if events:
             self._handle(events, now)
         self._arm_quiet_timer()

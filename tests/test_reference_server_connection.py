@@ -349,6 +349,27 @@ def test_line_timeout_spares_a_legacy_request_ended_by_the_quiet_period(
     run(tmp_path, scenario, quiet_period=0.02, line_timeout=0.05)
 
 
+def test_line_timeout_counts_from_the_line_in_progress(tmp_path: Path) -> None:
+    """Chunks that each end one line and begin the next: no line lasts long,
+    however long the connection lasts (found classifying mutants: the line's
+    start was kept from the first unfinished line, so such a client was
+    closed at the line timeout with a request unanswered, against ABP-CONN-1)."""
+
+    async def scenario(bench: Bench) -> None:
+        connection, transport = bench.connect()
+        loop = asyncio.get_running_loop()
+        connection.data_received(b"fnd:a0")
+        for i in range(1, 11):  # ten chunks 0.02 s apart: 0.2 s, four line timeouts
+            later = loop.time() + 0.02
+            await until(lambda: loop.time() > later)  # noqa: B023 (used at once)
+            connection.data_received(f"\nfnd:a{i}".encode())
+            assert connection.phase is Phase.OPEN, f"closed after chunk {i}"
+        connection.data_received(b"\n")
+        assert transport.lines() == [f"ERROR: No entry for a{i}\n".encode() for i in range(11)]
+
+    run(tmp_path, scenario, quiet_period=10.0, line_timeout=0.05)
+
+
 def test_idle_timeout_closes(tmp_path: Path) -> None:
     async def scenario(bench: Bench) -> None:
         connection, transport = bench.connect()
