@@ -41,6 +41,8 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
+from scripted_server import Script, ScriptedServer
+from scripted_server import StartServer as StartScripted
 
 from conformance.harness.lines import TIMEOUT as TIMEOUT_ENDING
 from conformance.harness.lines import LineBuffer
@@ -260,3 +262,19 @@ def spawn_server(tmp_path: Path) -> Iterator[Callable[..., Spawned]]:
 StartServer = Callable[..., ReferenceServer]
 Connect = Callable[..., LineClient]
 SpawnServer = Callable[..., Spawned]
+
+
+@pytest.fixture
+def scripted() -> Iterator[StartScripted]:
+    """Start scripted servers (``scripted_server.ScriptedServer``); all are
+    stopped at the end of the test."""
+    servers: list[ScriptedServer] = []
+
+    def start(script: Script, family: socket.AddressFamily = socket.AF_INET) -> ScriptedServer:
+        server = ScriptedServer(script, family)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

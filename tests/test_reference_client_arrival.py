@@ -9,7 +9,6 @@ real tutorial-style and reference servers on 127.0.0.1, port 0.
 from __future__ import annotations
 
 import json
-import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -17,26 +16,12 @@ from pathlib import Path
 
 import pytest
 from client_process import client_env, run_client
-from scripted_server import Peer, Script, ScriptedServer, StartServer, read_line
+from scripted_server import Peer, Script, StartServer, read_line
 
 from conformance.harness.process import ServerProcess, reference_server_command
 from reference_client import describe_unterminated
 
 TUTORIAL_SERVER = "conformance.corpus.tutorial.addressbook_server"
-
-
-@pytest.fixture
-def scripted() -> Iterator[StartServer]:
-    servers: list[ScriptedServer] = []
-
-    def start(script: Script, family: socket.AddressFamily = socket.AF_INET) -> ScriptedServer:
-        server = ScriptedServer(script, family)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
 
 
 @pytest.fixture

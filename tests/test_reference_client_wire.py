@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 import socket
 import time
-from collections.abc import Iterator
 
 import pytest
 from client_process import client_env, run_client
@@ -27,21 +26,6 @@ from scripted_server import (
 )
 
 from conformance.harness.process import free_port, wait_until
-
-
-@pytest.fixture
-def scripted() -> Iterator[StartServer]:
-    servers: list[ScriptedServer] = []
-
-    def start(script: Script, family: socket.AddressFamily = socket.AF_INET) -> ScriptedServer:
-        server = ScriptedServer(script, family)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
-
 
 # ------------------------------------------------------------------ helpers
 
