@@ -303,14 +303,9 @@ def test_a_pause_inside_an_overlong_line_does_not_end_it(
     assert client.read_line() == b"ERROR: No entry for next\n"
 
 
-def test_a_client_never_reading_stops_being_served_but_others_are(
-    spawn_server: SpawnServer, connect: Connect
-) -> None:
-    """Issue 10 item 7, the part a test can hold: a pipelining client that never
-    reads is bounded; a bystander is answered meanwhile (the latency figure is
-    in docs/reliability.md, measured by benchmarks/hostile.py)."""
-    server = spawn_server("--port", "0")
-    hog = socket.create_connection(server.address, timeout=TIMEOUT)
+def flood_without_reading(hog: socket.socket) -> int:
+    """Pipeline lookups and read nothing, until the server stops taking them
+    (0.5 s with no room to send) or 3 s pass; the bytes sent."""
     hog.setblocking(False)
     sent = 0
     chunk = b"fnd:hog\n" * 8192
@@ -320,6 +315,18 @@ def test_a_client_never_reading_stops_being_served_but_others_are(
         while time.monotonic() < deadline and selector.select(0.5):
             with contextlib.suppress(BlockingIOError):
                 sent += hog.send(chunk)
+    return sent
+
+
+def test_a_client_never_reading_stops_being_served_but_others_are(
+    spawn_server: SpawnServer, connect: Connect
+) -> None:
+    """Issue 10 item 7, the part a test can hold: a pipelining client that never
+    reads is bounded; a bystander is answered meanwhile (the latency figure is
+    in docs/reliability.md, measured by benchmarks/hostile.py)."""
+    server = spawn_server("--port", "0")
+    hog = socket.create_connection(server.address, timeout=TIMEOUT)
+    sent = flood_without_reading(hog)
     assert sent < 64 * 2**20  # the server stopped reading long before
     bystander = connect(server.address)
     assert bystander.exchange(b"fnd:by\n") == b"ERROR: No entry for by\n"
@@ -334,14 +341,7 @@ def test_a_client_that_floods_then_never_reads_is_closed_at_the_idle_timeout(
     ever (found by the mutation run: docs/suite-quality.md)."""
     server = spawn_server("--port", "0", "--idle-timeout", "1")
     hog = socket.create_connection(server.address, timeout=TIMEOUT)
-    hog.setblocking(False)
-    chunk = b"fnd:hog\n" * 8192
-    with selectors.DefaultSelector() as selector:
-        selector.register(hog, selectors.EVENT_WRITE)
-        deadline = time.monotonic() + 3.0
-        while time.monotonic() < deadline and selector.select(0.5):
-            with contextlib.suppress(BlockingIOError):
-                hog.send(chunk)
+    flood_without_reading(hog)
 
     # Reading would be activity: watch for the server's reset without reading
     # (a reset sets the socket's pending error; buffered answers stay unread).
